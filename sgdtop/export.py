@@ -1,0 +1,402 @@
+"""Export a run's events as tidy CSV files or as TensorBoard scalars (``sgdtop export``).
+
+CSV (:func:`export_csv`): one file per event kind, one row per event, loadable with
+``pandas.read_csv`` or the ``csv`` module. Every table starts with the columns
+``run_id, step, epoch, t`` (``t`` in seconds since the run started; ``step``/``epoch`` empty
+where an event has none), then the kind's fields in schema order, then any extra fields in
+name order. The list-valued fields get their own long-form tables:
+
+- ``spectrum_eigenvalues.csv``: one row per eigenvalue: ``rank`` (1 = largest |λ|),
+  ``eigenvalue`` (signed), ``residual`` (‖Hv−λv‖), ``converged``;
+- ``neurons_layers.csv``: one row per layer: ``layer``, ``units``, ``dead``, ``dead_pct``;
+- ``dense_spectrum_histogram.csv``: one row per bin: ``bin``, ``left``, ``right``,
+  ``count``.
+
+Cells: floats at full precision (``repr``), non-finite ones as ``nan``, ``inf``, ``-inf``
+(which ``float()`` and pandas read back); booleans as ``True``/``False``; missing values
+empty; nested values (``profile``, ``versions`` of ``run_start``) flattened to dotted
+column names (``profile.lr``), other lists as JSON text.
+
+TensorBoard (:func:`export_tensorboard`): scalars written with TensorBoard's own
+numpy-only writer (:class:`tensorboard.summary.Writer`; no torch, no TensorFlow), one
+event file in the given directory, tags listed in :data:`TENSORBOARD_TAGS` plus
+``spectrum/lambda_NN`` (signed eigenvalue of rank NN) and ``neurons/<layer>/dead_pct``.
+TensorBoard stores float32: non-finite values (and those beyond float32's range) are
+skipped and counted, not written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from sgdtop.events import REQUIRED_FIELDS, Event
+from sgdtop.summary import run_start, top_mean_abs
+
+INSTALL_HINT_TB: Final[str] = "tensorboard is not installed: pip install 'sgdtop[tensorboard]'"
+
+#: How TensorBoard's event files are named (``events.out.tfevents.<time>.<host>...``).
+TB_FILE_PREFIX: Final[str] = "events.out.tfevents."
+
+#: The leading columns of every CSV table.
+BASE_COLUMNS: Final[tuple[str, ...]] = ("run_id", "step", "epoch", "t")
+
+#: List-valued fields written to a long-form table instead of the kind's own table.
+_LONG_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "spectrum": ("eigenvalues", "residuals", "converged"),
+    "neurons": ("layers",),
+    "dense_spectrum": ("hist_edges", "hist_counts"),
+}
+
+#: TensorBoard tag → (event kind, field, description with the definition and unit).
+TENSORBOARD_TAGS: Final[dict[str, tuple[str, str, str]]] = {
+    "train/loss": ("step", "loss", "mean loss of the last training batch"),
+    "train/lr": ("step", "lr", "learning rate η in force"),
+    "train/examples_per_s": ("step", "examples_per_s", "training throughput, examples/s"),
+    "train/steps_per_s": ("step", "steps_per_s", "training throughput, optimizer steps/s"),
+    "eval/train_loss": ("eval", "train_loss", "mean loss over the probe set (no L2 term)"),
+    "eval/train_acc": ("eval", "train_acc", "accuracy over the probe set, in [0, 1]"),
+    "eval/test_loss": ("eval", "test_loss", "mean loss over the test set"),
+    "eval/test_acc": ("eval", "test_acc", "accuracy over the test set, in [0, 1]"),
+    "spectrum/spectral_norm": (
+        "spectrum", "spectral_norm", "ρ(H) = max |λ| of the probe-set loss Hessian"
+    ),
+    "spectrum/cond_k": ("spectrum", "cond_k", "κ_k = |λ₁| / |λ_k| over the computed top k"),
+    "spectrum/top10_mean": ("spectrum", "top10_mean", "mean |λ| of the top 10 eigenvalues"),
+    "spectrum/eta_lambda1": ("spectrum", "eta_lambda1", "η·λ₁ (λ₁ the signed top eigenvalue)"),
+    "spectrum/stability_limit": (
+        "spectrum", "stability_limit", "2(1+β)/η: largest curvature GD with momentum is stable on"
+    ),
+    "spectrum/max_residual": ("spectrum", "max_residual", "largest Ritz residual ‖Hv−λv‖"),
+    "spectrum/hvps": ("spectrum", "hvps", "Hessian-vector products the measurement took"),
+    "spectrum/seconds": ("spectrum", "seconds", "wall-clock cost of the measurement, s"),
+    "neurons/dead_pct": (
+        "neurons", "dead_pct", "% of units with mean |activation| below the threshold"
+    ),
+    "dense/cond": ("dense_spectrum", "cond", "κ = λmax / λmin⁺ of the full spectrum"),
+    "dense/lambda_max": ("dense_spectrum", "lambda_max", "largest Hessian eigenvalue"),
+    "dense/lambda_min": ("dense_spectrum", "lambda_min", "smallest Hessian eigenvalue"),
+    "dense/min_positive": (
+        "dense_spectrum", "min_positive", "smallest eigenvalue above the relative floor"
+    ),
+    "dense/n_negative": ("dense_spectrum", "n_negative", "number of negative eigenvalues"),
+}
+
+
+class ExportUnavailableError(RuntimeError):
+    """The package an export needs (tensorboard) is not installed."""
+
+
+# -- CSV --------------------------------------------------------------------------------
+
+
+def _json_safe(x: Any) -> Any:
+    """``x`` with non-finite floats replaced by their names (JSON has no NaN)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return repr(x)
+    if isinstance(x, Mapping):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _cell(x: Any) -> str:
+    """One CSV cell (see the module docstring)."""
+    if x is None:
+        return ""
+    if isinstance(x, bool):
+        return "True" if x else "False"
+    if isinstance(x, float):
+        return repr(x)  # full precision; nan, inf, -inf
+    if isinstance(x, int | str):
+        return str(x)
+    return json.dumps(_json_safe(x), ensure_ascii=False, allow_nan=False)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    """Nested mappings become dotted keys; everything else is kept as it is."""
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = value
+
+
+def _base(ev: Event, run_id: str | None) -> dict[str, Any]:
+    return {"run_id": run_id, "step": ev.step, "epoch": ev.epoch, "t": ev.t}
+
+
+def _scalar_row(ev: Event, run_id: str | None) -> dict[str, Any]:
+    row = _base(ev, run_id)
+    skip = _LONG_FIELDS.get(ev.kind, ())
+    for key, value in ev.data.items():
+        if key in skip or key in BASE_COLUMNS:  # run_start's run_id is the run_id column
+            continue
+        if ev.kind == "run_start":
+            _flatten(key, value, row)
+        else:
+            row[key] = value
+    return row
+
+
+def _at(seq: Any, i: int) -> Any:
+    return seq[i] if isinstance(seq, list | tuple) and i < len(seq) else None
+
+
+def _eigen_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
+    eigs = ev.get("eigenvalues") or []
+    for i in range(len(eigs)):
+        yield {
+            **_base(ev, run_id),
+            "rank": i + 1,
+            "eigenvalue": eigs[i],
+            "residual": _at(ev.get("residuals"), i),
+            "converged": _at(ev.get("converged"), i),
+        }
+
+
+def _layer_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
+    for layer in ev.get("layers") or []:
+        if not isinstance(layer, Mapping):
+            continue
+        row = _base(ev, run_id)
+        row["layer"] = layer.get("name")
+        for key, value in layer.items():
+            if key != "name":
+                row[key] = value
+        yield row
+
+
+def _hist_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
+    edges = ev.get("hist_edges") or []
+    counts = ev.get("hist_counts") or []
+    for i, count in enumerate(counts):
+        yield {
+            **_base(ev, run_id),
+            "bin": i,
+            "left": _at(edges, i),
+            "right": _at(edges, i + 1),
+            "count": count,
+        }
+
+
+def _columns(rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> list[str]:
+    """``leading`` first (those present or required), then the other keys in name order."""
+    seen = set().union(*(r.keys() for r in rows)) if rows else set()
+    cols = list(dict.fromkeys(c for c in leading if c in seen or c in BASE_COLUMNS))
+    return cols + sorted(seen.difference(cols))
+
+
+def _write_table(path: Path, rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> Path:
+    cols = _columns(rows, leading)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(cols)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in cols])
+    return path
+
+
+def _run_id(events: Sequence[Event], run_id: str | None) -> str | None:
+    if run_id is not None:
+        return run_id
+    start = run_start(events)
+    return None if start is None else str(start["run_id"])
+
+
+def export_csv(
+    events: Sequence[Event], out_dir: Path, *, run_id: str | None = None
+) -> dict[str, Path]:
+    """Write one tidy CSV per event kind present (plus the long-form tables) into
+    ``out_dir`` (created if needed; files of the same name are replaced).
+
+    ``run_id`` fills the ``run_id`` column (default: from ``run_start``). Returns the
+    files written, by table name (``"spectrum"``, ``"spectrum_eigenvalues"``, ...), in
+    schema order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rid = _run_id(events, run_id)
+    tables: dict[str, tuple[list[dict[str, Any]], tuple[str, ...]]] = {}
+
+    def add(name: str, row: dict[str, Any], leading: tuple[str, ...]) -> None:
+        tables.setdefault(name, ([], leading))[0].append(row)
+
+    kinds = list(REQUIRED_FIELDS) + sorted({ev.kind for ev in events} - set(REQUIRED_FIELDS))
+    by_kind: dict[str, list[Event]] = {k: [] for k in kinds}
+    for ev in events:
+        by_kind[ev.kind].append(ev)
+    for kind in kinds:
+        fields = tuple(
+            f for f in REQUIRED_FIELDS.get(kind, ()) if f not in _LONG_FIELDS.get(kind, ())
+        )
+        for ev in by_kind[kind]:
+            add(kind, _scalar_row(ev, rid), (*BASE_COLUMNS, *fields))
+            if kind == "spectrum":
+                for row in _eigen_rows(ev, rid):
+                    add(
+                        "spectrum_eigenvalues", row,
+                        (*BASE_COLUMNS, "rank", "eigenvalue", "residual", "converged"),
+                    )
+            elif kind == "neurons":
+                for row in _layer_rows(ev, rid):
+                    add(
+                        "neurons_layers", row,
+                        (*BASE_COLUMNS, "layer", "units", "dead", "dead_pct"),
+                    )
+            elif kind == "dense_spectrum":
+                for row in _hist_rows(ev, rid):
+                    add(
+                        "dense_spectrum_histogram", row,
+                        (*BASE_COLUMNS, "bin", "left", "right", "count"),
+                    )
+    return {
+        name: _write_table(out_dir / f"{name}.csv", rows, leading)
+        for name, (rows, leading) in tables.items()
+    }
+
+
+# -- TensorBoard ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TensorBoardExport:
+    """What :func:`export_tensorboard` wrote: the log directory, the scalars written, the
+    non-finite values skipped (per tag), and the tags."""
+
+    log_dir: Path
+    scalars: int = 0
+    skipped_nonfinite: dict[str, int] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def n_skipped(self) -> int:
+        """Non-finite values left out, all tags together."""
+        return sum(self.skipped_nonfinite.values())
+
+
+def _event_value(ev: Event, field_name: str) -> Any:
+    if ev.kind == "spectrum" and field_name == "top10_mean":
+        return top_mean_abs(ev.get("eigenvalues") or [])
+    if ev.kind == "spectrum" and field_name == "max_residual":
+        res = [r for r in ev.get("residuals") or [] if isinstance(r, int | float)]
+        return max(res) if res else None
+    return ev.get(field_name)
+
+
+def _tag_part(name: str) -> str:
+    """A layer name usable inside a tag: whitespace and slashes replaced by ``_``."""
+    return "_".join(str(name).replace("/", "_").split()) or "_"
+
+
+def _tb_scalars(ev: Event) -> Iterable[tuple[str, Any, str]]:
+    """(tag, value, description) for every scalar of ``ev``."""
+    for tag, (kind, field_name, desc) in TENSORBOARD_TAGS.items():
+        if kind == ev.kind:
+            yield tag, _event_value(ev, field_name), desc
+    if ev.kind == "spectrum":
+        eigs = ev.get("eigenvalues") or []
+        width = max(2, len(str(len(eigs))))
+        for i, lam in enumerate(eigs):
+            yield (
+                f"spectrum/lambda_{i + 1:0{width}d}", lam,
+                f"Hessian eigenvalue of rank {i + 1} by |λ| (signed)",
+            )
+    elif ev.kind == "neurons":
+        for layer in ev.get("layers") or []:
+            if isinstance(layer, Mapping):
+                yield (
+                    f"neurons/{_tag_part(layer.get('name', '?'))}/dead_pct",
+                    layer.get("dead_pct"),
+                    "% of the layer's units with mean |activation| below the threshold",
+                )
+
+
+def _wall_origin(events: Sequence[Event], origin: float | None) -> float:
+    if origin is not None:
+        return float(origin)
+    start = run_start(events)
+    for key in ("wall_time", "started_at", "unix_time"):
+        v = start.get(key) if start is not None else None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+    return 0.0
+
+
+def export_tensorboard(
+    events: Sequence[Event],
+    out_dir: Path,
+    *,
+    wall_time_origin: float | None = None,
+    replace: bool = False,
+) -> TensorBoardExport:
+    """Write the run's scalars as a TensorBoard event file in ``out_dir`` (created if
+    needed). Point TensorBoard at ``out_dir`` (or its parent, for several runs: give each
+    run its own directory).
+
+    TensorBoard merges every event file of a directory, so exporting twice into one would
+    show every point twice: when ``out_dir`` already holds ``events.out.tfevents.*``
+    files, this raises ``FileExistsError``, or with ``replace=True`` deletes those files
+    (only those) first.
+
+    Each value is logged at the event's optimizer step (the last step seen for events
+    without one) and at wall time ``wall_time_origin + t`` (Unix seconds). The origin
+    defaults to a ``wall_time``/``started_at`` field of ``run_start`` if present, else 0
+    (TensorBoard's "relative" time axis is then right, its wall-clock axis is not).
+    Non-finite values are skipped and counted (see the module docstring).
+
+    Raises :class:`ExportUnavailableError` when tensorboard is not installed.
+    """
+    try:
+        from tensorboard.summary import Writer
+    except ImportError as exc:
+        raise ExportUnavailableError(INSTALL_HINT_TB) from exc
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    existing = sorted(out_dir.glob(f"{TB_FILE_PREFIX}*"))
+    if existing and not replace:
+        raise FileExistsError(
+            f"{out_dir} already holds TensorBoard event files ({existing[0].name}"
+            f"{', ...' if len(existing) > 1 else ''}): export into an empty directory, "
+            "or replace them"
+        )
+    for path in existing:
+        if path.is_file():
+            path.unlink()
+    origin = _wall_origin(events, wall_time_origin)
+    report = TensorBoardExport(log_dir=out_dir)
+    described: set[str] = set()
+    step = 0
+    writer = Writer(str(out_dir))
+    try:
+        for ev in events:
+            if ev.step is not None:
+                step = ev.step
+            for tag, value, desc in _tb_scalars(ev):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                with np.errstate(over="ignore"):
+                    finite = math.isfinite(value) and bool(np.isfinite(np.float32(value)))
+                if not finite:
+                    report.skipped_nonfinite[tag] = report.skipped_nonfinite.get(tag, 0) + 1
+                    continue
+                writer.add_scalar(
+                    tag, float(value), step, wall_time=origin + ev.t,
+                    description=None if tag in described else desc,
+                )
+                if tag not in described:
+                    described.add(tag)
+                    report.tags.append(tag)
+                report.scalars += 1
+    finally:
+        writer.close()
+    return report

@@ -1,0 +1,562 @@
+"""The paper's figures from saved runs, with matplotlib (``sgdtop plot``).
+
+matplotlib is an optional extra (``pip install 'sgdtop[plot]'``) and is imported only
+when a figure is drawn; without it :class:`PlotUnavailableError` says how to install it.
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas: no
+pyplot, no GUI backend, no global state touched.
+
+Kinds (see :func:`make_figure`):
+
+- ``"eigenvalues"`` (Fig. 2): per run, the top-k Hessian eigenvalues through training,
+  colored red (rank 1, largest |λ|) to blue (rank k), with the training loss on a twin
+  axis; one panel per run, all on one eigenvalue scale.
+- ``"cond"`` (Fig. 1a): the condition number over training, one color per run: κ_k =
+  |λ₁|/|λ_k| (solid) and, where ``dense_spectrum`` events exist, the exact κ =
+  λmax/λmin⁺ (dashed, markers).
+- ``"dead"`` (Fig. 5): dead neurons (%) and ρ(H) over training side by side; runs colored
+  by η from red (highest) to blue (lowest).
+- ``"dense"`` (Fig. 1c/d): the histogram of each run's last dense spectrum, log counts.
+- ``"auto"``: a multi-panel summary of whatever the runs measured: ρ(H), top-10 mean |λ|,
+  κ, losses, test accuracy, dead %, the dense spectrum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from sgdtop.compare import SETTINGS, differing_settings, format_value
+from sgdtop.summary import (
+    AXIS_LABELS,
+    Axis,
+    RunEvents,
+    RunSummary,
+    eigenvalue_matrix,
+    last_dense_spectrum,
+    series,
+    summarize,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+PLOT_KINDS: Final[tuple[str, ...]] = ("auto", "eigenvalues", "cond", "dead", "dense")
+FORMATS: Final[tuple[str, ...]] = (".png", ".svg", ".pdf")
+INSTALL_HINT: Final[str] = "matplotlib is not installed: pip install 'sgdtop[plot]'"
+
+#: Red (high η / largest eigenvalue) through purple to blue (low η / smallest).
+_RED_BLUE: Final[tuple[str, ...]] = ("#c0392b", "#7b3294", "#2166ac")
+_LOSS_COLOR: Final[str] = "#111111"
+#: Figure width for a full text width in a two-column paper, inches.
+_WIDTH_IN: Final[float] = 7.0
+
+_RC: Final[dict[str, Any]] = {
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.4,
+    "legend.frameon": False,
+    "pdf.fonttype": 42,  # TrueType in PDFs: editable text, accepted by publishers
+    "savefig.dpi": 200,
+}
+
+_SETTING_SYMBOLS: Final[dict[str, str]] = {
+    "lr": "η",
+    "batch_size": "S",
+    "momentum": "β",
+    "weight_decay": "wd",
+}
+
+
+class PlotUnavailableError(RuntimeError):
+    """matplotlib is not installed."""
+
+    def __init__(self, message: str = INSTALL_HINT) -> None:
+        super().__init__(message)
+
+
+class PlotDataError(ValueError):
+    """The runs hold nothing that the asked-for figure shows."""
+
+
+def _require_matplotlib() -> Any:
+    """Import matplotlib (lazily) or raise :class:`PlotUnavailableError`."""
+    try:
+        import matplotlib
+        import matplotlib.figure
+        from matplotlib.backends import backend_agg  # noqa: F401
+    except ImportError as exc:
+        raise PlotUnavailableError() from exc
+    return matplotlib
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    mpl = _require_matplotlib()
+    with mpl.rc_context(_RC):
+        yield
+
+
+def _red_blue() -> Colormap:
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("sgdtop_red_blue", list(_RED_BLUE))
+
+
+def _finite_or_nan(y: np.ndarray) -> np.ndarray:
+    """NaN where ``y`` is not finite: matplotlib leaves a gap there."""
+    return np.where(np.isfinite(y), y, np.nan)
+
+
+def run_labels(runs: Sequence[RunEvents], summaries: Sequence[RunSummary]) -> list[str]:
+    """Legend labels: the settings in which the runs differ (``η=0.1, S=128``), else
+    the run names; the name is appended where two labels would be equal."""
+    differing = differing_settings(summaries) if len(runs) > 1 else []
+    labels = []
+    for run, s in zip(runs, summaries, strict=True):
+        parts = []
+        for key, _ in SETTINGS:
+            if key in differing:
+                value = s.settings()[key]
+                sym = _SETTING_SYMBOLS.get(key)
+                parts.append(f"{sym}={format_value(value)}" if sym else format_value(value))
+        labels.append(", ".join(parts) if parts else run.name)
+    if len(set(labels)) < len(labels):
+        labels = [
+            f"{lab} ({run.name})" if lab != run.name else lab
+            for lab, run in zip(labels, runs, strict=True)
+        ]
+    return labels
+
+
+def run_colors(summaries: Sequence[RunSummary]) -> list[Any]:
+    """One color per run: by η from red (highest) to blue (lowest) on a log scale when
+    the runs' learning rates differ, else matplotlib's default cycle."""
+    lrs = [s.lr for s in summaries]
+    finite = [lr for lr in lrs if lr is not None and lr > 0 and math.isfinite(lr)]
+    if len(set(finite)) >= 2:
+        lo, hi = math.log10(min(finite)), math.log10(max(finite))
+        cmap = _red_blue()
+        return [
+            cmap(1.0 - (math.log10(lr) - lo) / (hi - lo)) if lr in finite else "0.4"
+            for lr in lrs
+        ]
+    cycle = [f"C{i % 10}" for i in range(len(summaries))]
+    return cycle
+
+
+def _line(ax: Axes, x: np.ndarray, y: np.ndarray, **kw: Any) -> None:
+    """A series as a line (gaps at non-finite values), with markers when it is short."""
+    y = _finite_or_nan(y)
+    if x.size < 25:
+        kw.setdefault("marker", "o")
+        kw.setdefault("markersize", 3)
+    ax.plot(x, y, **kw)
+
+
+def _maybe_log(ax: Axes, values: Sequence[np.ndarray], ratio: float = 50.0) -> None:
+    """Log y scale when every finite value is positive and they span > ``ratio``×."""
+    allv = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+    if allv.size and np.all(allv > 0) and allv.max() / allv.min() > ratio:
+        ax.set_yscale("log")
+
+
+def _no_data(ax: Axes, what: str) -> None:
+    ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _has(run: RunEvents, kind: str) -> bool:
+    return any(ev.kind == kind for ev in run.events)
+
+
+def _has_finite(runs: Sequence[RunEvents], field: str, kind: str) -> bool:
+    return any(
+        np.isfinite(series(r.events, field, kind, axis="step")[1]).any() for r in runs
+    )
+
+
+def _k_of(runs: Sequence[RunEvents], summaries: Sequence[RunSummary]) -> str:
+    ks = {s.k for s in summaries}
+    if len(ks) == 1 and None not in ks:
+        return str(ks.pop())
+    return "k"
+
+
+def _training_loss(run: RunEvents, axis: Axis) -> tuple[np.ndarray, np.ndarray, str]:
+    """The training loss: over the probe set (eval) if measured, else the batch loss."""
+    x, y = series(run.events, "train_loss", "eval", axis=axis)
+    if np.isfinite(y).any():
+        return x, y, "training loss (probe set)"
+    x, y = series(run.events, "loss", "step", axis=axis)
+    return x, y, "training loss (batch)"
+
+
+# -- the figures ------------------------------------------------------------------------
+
+
+def _fig_eigenvalues(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+
+    if not any(_has(r, "spectrum") for r in runs):
+        raise PlotDataError("no spectrum events in these runs: no eigenvalues to plot")
+    summaries = [summarize(r) for r in runs]
+    labels = run_labels(runs, summaries)
+    n = len(runs)
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    fig.set_size_inches(_WIDTH_IN if n > 1 else 4.8, 2.7 * nrows + 0.6)
+    axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
+    cmap = _red_blue()
+    k_max = 1
+    twins = []
+    loss_label = "training loss"
+    for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
+        ax = axes[i]
+        x, lam = eigenvalue_matrix(run.events, axis=axis)
+        k = lam.shape[1]
+        k_max = max(k_max, k)
+        ax.set_title(label if label == run.name else f"{label}\n{run.name}")
+        if k == 0:
+            _no_data(ax, "no spectrum measurements")
+        for j in reversed(range(k)):  # largest drawn last, on top
+            color = cmap(j / (k - 1) if k > 1 else 0.0)
+            ax.plot(x, _finite_or_nan(lam[:, j]), color=color, lw=0.9, alpha=0.9)
+        ax.axhline(0.0, color="0.5", lw=0.5)
+        ax.set_xlabel(AXIS_LABELS[axis])
+        if i % ncols == 0:
+            ax.set_ylabel(r"Hessian eigenvalue $\lambda_i$")
+        tw = ax.twinx()
+        tw.grid(False)
+        tw.spines["right"].set_visible(True)
+        lx, ly, loss_label = _training_loss(run, axis)
+        if lx.size:
+            tw.plot(lx, _finite_or_nan(ly), color=_LOSS_COLOR, lw=2.2)
+        if i % ncols == ncols - 1 or i == n - 1:
+            tw.set_ylabel(loss_label)
+        else:  # one loss scale for all panels: its ticks on the right of each row only
+            tw.tick_params(labelright=False)
+        twins.append((tw, ly))
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    # One loss scale for all panels, like the eigenvalue scale (sharey).
+    ly_all = np.concatenate([ly[np.isfinite(ly)] for _, ly in twins])
+    if ly_all.size:
+        lo, hi = float(ly_all.min()), float(ly_all.max())
+        pad = 0.05 * (hi - lo or 1.0)
+        for tw, _ in twins:
+            tw.set_ylim(min(0.0, lo - pad), hi + pad)
+    sm = ScalarMappable(norm=Normalize(1, k_max), cmap=cmap)
+    cbar = fig.colorbar(
+        sm, ax=list(axes[:n]), label="eigenvalue rank (1 = largest |λ|)", aspect=30, pad=0.02
+    )
+    cbar.ax.invert_yaxis()  # rank 1 on top, like the largest eigenvalue
+    fig.legend(
+        [Line2D([], [], color=_LOSS_COLOR, lw=2.2)],
+        [loss_label],
+        loc="outside lower center",
+    )
+    fig.suptitle(f"Top-{k_max} Hessian eigenvalues through training")
+
+
+def _plot_cond(ax: Axes, runs: Sequence[RunEvents], colors: list[Any], axis: Axis) -> bool:
+    """κ_k (solid) and dense κ (dashed) per run; returns whether anything was drawn."""
+    drawn = []
+    for run, color in zip(runs, colors, strict=True):
+        x, y = series(run.events, "cond_k", "spectrum", axis=axis)
+        if np.isfinite(y).any():
+            _line(ax, x, y, color=color)
+            drawn.append(y)
+        xd, yd = series(run.events, "cond", "dense_spectrum", axis=axis)
+        if np.isfinite(yd).any():
+            ax.plot(xd, _finite_or_nan(yd), color=color, ls="--", marker="s", ms=4)
+            drawn.append(yd)
+    if drawn:
+        _maybe_log(ax, drawn, ratio=20.0)
+    return bool(drawn)
+
+
+def _cond_style_handles(runs: Sequence[RunEvents], k: str) -> tuple[list[Any], list[str]]:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.2")]
+    labels = [rf"$\kappa_{{{k}}} = |\lambda_1|/|\lambda_{{{k}}}|$ (top-{k})"]
+    if any(_has(r, "dense_spectrum") for r in runs):
+        handles.append(Line2D([], [], color="0.2", ls="--", marker="s", ms=4))
+        labels.append(r"$\kappa = \lambda_{max}/\lambda^{+}_{min}$ (dense)")
+    return handles, labels
+
+
+def _run_handles(labels: list[str], colors: list[Any]) -> list[Any]:
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color=c, lw=2) for c in colors[: len(labels)]]
+
+
+def _fig_cond(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    summaries = [summarize(r) for r in runs]
+    colors = run_colors(summaries)
+    labels = run_labels(runs, summaries)
+    fig.set_size_inches(5.2, 3.6)
+    ax = fig.subplots()
+    if not _plot_cond(ax, runs, colors, axis):
+        raise PlotDataError("no finite condition number (κ_k or dense κ) in these runs")
+    ax.set_xlabel(AXIS_LABELS[axis])
+    ax.set_ylabel(r"condition number $\kappa$")
+    ax.set_title("Hessian condition number through training")
+    sh, sl = _cond_style_handles(runs, _k_of(runs, summaries))
+    fig.legend(
+        _run_handles(labels, colors) + sh, labels + sl, loc="outside right upper"
+    )
+
+
+def _fig_dead(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    if not any(_has(r, "neurons") or _has(r, "spectrum") for r in runs):
+        raise PlotDataError("no neurons or spectrum events in these runs")
+    summaries = [summarize(r) for r in runs]
+    colors = run_colors(summaries)
+    labels = run_labels(runs, summaries)
+    fig.set_size_inches(_WIDTH_IN, 3.0)
+    ax_dead, ax_rho = fig.subplots(1, 2)
+    rhos = []
+    for run, color in zip(runs, colors, strict=True):
+        x, y = series(run.events, "dead_pct", "neurons", axis=axis)
+        if x.size:
+            _line(ax_dead, x, y, color=color)
+        x, y = series(run.events, "spectral_norm", "spectrum", axis=axis)
+        if x.size:
+            _line(ax_rho, x, y, color=color)
+            rhos.append(y)
+    if not any(_has(r, "neurons") for r in runs):
+        _no_data(ax_dead, "no dead-neuron measurements")
+    if not rhos:
+        _no_data(ax_rho, "no spectrum measurements")
+    _maybe_log(ax_rho, rhos)
+    ax_dead.set_title("Dead neurons")
+    ax_dead.set_ylabel("dead neurons (%)")
+    ax_rho.set_title("Spectral norm")
+    ax_rho.set_ylabel(r"$\rho(H) = \max\,|\lambda|$")
+    for ax in (ax_dead, ax_rho):
+        ax.set_xlabel(AXIS_LABELS[axis])
+    fig.legend(_run_handles(labels, colors), labels, loc="outside right upper")
+
+
+def _draw_dense(ax: Axes, run: RunEvents, color: Any, axis: Axis, *, stats: bool) -> bool:
+    hist = last_dense_spectrum(run.events, axis=axis)
+    if hist is None or hist.counts.size == 0:
+        return False
+    ax.hist(
+        hist.edges[:-1], bins=hist.edges, weights=hist.counts, log=True,
+        color=color, alpha=0.8 if stats else 0.45, histtype="stepfilled",
+    )
+    if stats:
+        neg_pct = 100.0 * hist.n_negative / hist.n if hist.n else math.nan
+        text = "\n".join(
+            [
+                f"n = {hist.n}",
+                rf"$\lambda_{{max}}$ = {format_value(hist.lambda_max, 3)}",
+                rf"$\lambda_{{min}}$ = {format_value(hist.lambda_min, 3)}",
+                rf"$\kappa$ = {format_value(hist.cond, 3)}",
+                f"negative: {format_value(neg_pct, 3)}%",
+            ]
+        )
+        ax.text(
+            0.97, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
+            bbox={"boxstyle": "round", "fc": "white", "ec": "0.7", "alpha": 0.9},
+        )
+    return True
+
+
+def _fig_dense(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    with_dense = [r for r in runs if _has(r, "dense_spectrum")]
+    if not with_dense:
+        raise PlotDataError(
+            "no dense_spectrum events in these runs (only models up to dense_max_params "
+            "get the full spectrum)"
+        )
+    summaries = [summarize(r) for r in runs]
+    all_colors = run_colors(summaries)
+    all_labels = run_labels(runs, summaries)
+    idx = [i for i, r in enumerate(runs) if _has(r, "dense_spectrum")]
+    n = len(with_dense)
+    ncols = min(n, 2)
+    nrows = math.ceil(n / ncols)
+    fig.set_size_inches(_WIDTH_IN if n > 1 else 4.8, 2.8 * nrows + 0.4)
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+    for i, (run, j) in enumerate(zip(with_dense, idx, strict=True)):
+        ax = axes[i]
+        _draw_dense(ax, run, all_colors[j], axis, stats=True)
+        hist = last_dense_spectrum(run.events, axis=axis)
+        where = f" at {AXIS_LABELS[axis]} {format_value(hist.x, 3)}" if hist else ""
+        ax.set_title(f"{all_labels[j]}{where}")
+        ax.set_xlabel(r"Hessian eigenvalue $\lambda$")
+        if i % ncols == 0:
+            ax.set_ylabel("count (log scale)")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle("Full Hessian spectrum")
+
+
+def _fig_auto(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    summaries = [summarize(r) for r in runs]
+    colors = run_colors(summaries)
+    labels = run_labels(runs, summaries)
+    k = _k_of(runs, summaries)
+    panels: list[str] = []
+    if any(_has(r, "spectrum") for r in runs):
+        panels += ["rho", "top10", "cond"]
+    elif any(_has(r, "dense_spectrum") for r in runs):
+        panels.append("cond")
+    if any(_has(r, "eval") or _has(r, "step") for r in runs):
+        panels.append("loss")
+    if _has_finite(runs, "test_acc", "eval"):
+        panels.append("acc")
+    if any(_has(r, "neurons") for r in runs):
+        panels.append("dead")
+    if any(_has(r, "dense_spectrum") for r in runs):
+        panels.append("dense")
+    if not panels:
+        raise PlotDataError("these runs hold no measurements to plot")
+    ncols = 3 if len(panels) >= 5 else min(len(panels), 2)
+    nrows = math.ceil(len(panels) / ncols)
+    fig.set_size_inches(_WIDTH_IN if ncols > 1 else 4.5, 2.35 * nrows + 0.7)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    extra_handles: list[Any] = []
+    extra_labels: list[str] = []
+    for idx, (ax, panel) in enumerate(zip(axes, panels, strict=False)):
+        letter = f"({chr(ord('a') + idx)}) "
+        if panel == "dense":
+            n_dense = sum(_has(r, "dense_spectrum") for r in runs)
+            for run, color in zip(runs, colors, strict=True):
+                _draw_dense(ax, run, color, axis, stats=n_dense == 1)
+            ax.set_title(letter + "full spectrum (last)")
+            ax.set_xlabel(r"Hessian eigenvalue $\lambda$")
+            ax.set_ylabel("count (log scale)")
+            continue
+        ax.set_xlabel(AXIS_LABELS[axis])
+        if panel == "cond":
+            _plot_cond(ax, runs, colors, axis)
+            ax.set_title(letter + "condition number")
+            ax.set_ylabel(r"$\kappa$")
+            handles, texts = _cond_style_handles(runs, k)
+            extra_handles += handles
+            extra_labels += texts
+            continue
+        if panel == "loss":
+            from matplotlib.lines import Line2D
+
+            for run, color in zip(runs, colors, strict=True):
+                x, y, _ = _training_loss(run, axis)
+                _line(ax, x, y, color=color)
+                x, y = series(run.events, "test_loss", "eval", axis=axis)
+                if x.size:
+                    _line(ax, x, y, color=color, ls="--")
+            ax.set_title(letter + "loss")
+            ax.set_ylabel("loss")
+            extra_handles += [Line2D([], [], color="0.2"), Line2D([], [], color="0.2", ls="--")]
+            extra_labels += ["train loss", "test loss"]
+            continue
+        field, kind, title, ylabel, scale = {
+            "rho": ("spectral_norm", "spectrum", "spectral norm", r"$\rho(H)$", 1.0),
+            "top10": ("top10_mean", "spectrum", "top-10 mean", r"mean $|\lambda_{1..10}|$", 1.0),
+            "acc": ("test_acc", "eval", "test accuracy", "test accuracy (%)", 100.0),
+            "dead": ("dead_pct", "neurons", "dead neurons", "dead neurons (%)", 1.0),
+        }[panel]
+        ys = []
+        for run, color in zip(runs, colors, strict=True):
+            x, y = series(run.events, field, kind, axis=axis)
+            if x.size:
+                _line(ax, x, y * scale, color=color)
+                ys.append(y)
+        if panel in ("rho", "top10"):
+            _maybe_log(ax, ys)
+        ax.set_title(letter + title)
+        ax.set_ylabel(ylabel)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.legend(
+        _run_handles(labels, colors) + extra_handles,
+        labels + extra_labels,
+        loc="outside lower center",
+        ncols=min(len(labels) + len(extra_labels), 4),
+    )
+    title = runs[0].name if len(runs) == 1 else f"{len(runs)} runs"
+    fig.suptitle(f"sgdtop: {title}")
+
+
+_FIGURES: Final[dict[str, Any]] = {
+    "auto": _fig_auto,
+    "eigenvalues": _fig_eigenvalues,
+    "cond": _fig_cond,
+    "dead": _fig_dead,
+    "dense": _fig_dense,
+}
+
+
+def make_figure(runs: Sequence[RunEvents], kind: str = "auto", *, axis: Axis = "epoch") -> Figure:
+    """Draw figure ``kind`` (see the module docstring) of ``runs`` over ``axis``.
+
+    Raises :class:`PlotUnavailableError` without matplotlib, :class:`PlotDataError` when
+    the runs hold nothing that figure shows, ``ValueError`` for an unknown kind.
+    """
+    if kind not in PLOT_KINDS:
+        raise ValueError(f"unknown plot kind {kind!r} (known: {', '.join(PLOT_KINDS)})")
+    if not runs:
+        raise PlotDataError("no runs to plot")
+    _require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with _style():
+        fig = Figure(layout="constrained")
+        FigureCanvasAgg(fig)
+        _FIGURES[kind](fig, runs, axis)
+    return fig
+
+
+def plot_runs(
+    runs: Sequence[RunEvents],
+    out: Path,
+    kind: str = "auto",
+    *,
+    axis: Axis = "epoch",
+    dpi: int = 200,
+) -> Path:
+    """Draw figure ``kind`` of ``runs`` and save it to ``out`` (format by suffix: .png,
+    .svg or .pdf; ``dpi`` applies to PNG). Creates ``out``'s directory; returns ``out``.
+
+    Raises ``ValueError`` for an unknown suffix or kind, :class:`PlotDataError` when
+    there is nothing to draw, :class:`PlotUnavailableError` without matplotlib.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"cannot write {out.name!r}: the file name must end in {', '.join(FORMATS)}"
+        )
+    fig = make_figure(runs, kind, axis=axis)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _style():
+        fig.savefig(out, format=suffix[1:], dpi=dpi, metadata=_metadata(suffix))
+    return out
+
+
+def _metadata(suffix: str) -> dict[str, str]:
+    """File metadata naming the creator (keys differ per format)."""
+    return {"Software": "sgdtop"} if suffix == ".png" else {"Creator": "sgdtop"}
