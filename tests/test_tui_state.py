@@ -1,0 +1,384 @@
+"""The TUI's state and drawing code, as plain functions (no terminal, no Textual)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+
+import pytest
+from rich.text import Text
+from tui_fixtures import K, cut_off_run, diverging_run, long_run, normal_run
+
+from sgdtop.events import make_event
+from sgdtop.tui import render
+from sgdtop.tui.state import (
+    LOST,
+    RUNNING,
+    STOPPING,
+    WAITING,
+    Decimated,
+    ReplayCursor,
+    Ring,
+    RunState,
+    fold,
+)
+
+
+def test_ring_keeps_the_newest_values() -> None:
+    ring = Ring(capacity=3)
+    assert ring.last is None and ring.previous is None and ring.tail(2) == ()
+    for i in range(5):
+        ring.append(float(i), step=i)
+    assert ring.tail(10) == (2.0, 3.0, 4.0)
+    assert ring.tail(2) == (3.0, 4.0)
+    assert (ring.last, ring.previous, len(ring)) == (4.0, 3.0, 3)
+    assert list(ring.steps) == [2, 3, 4]
+
+
+def test_decimated_is_bounded_uniform_and_ends_at_the_newest_point() -> None:
+    dec: Decimated[int] = Decimated(capacity=8)
+    for i in range(1000):
+        dec.append(float(i), i)
+        xs, ys = dec.points()
+        assert len(xs) <= 9 and len(xs) == len(dec)
+        assert xs[-1] == float(i) and ys[-1] == i
+        assert xs[0] == 0.0
+    xs, _ = dec.points()
+    kept = xs[:-1] if (dec.count - 1) % dec.stride else xs
+    gaps = {b - a for a, b in itertools.pairwise(kept)}
+    assert gaps == {float(dec.stride)}
+    assert dec.count == 1000
+    with pytest.raises(ValueError):
+        Decimated(capacity=1)
+
+
+def test_fold_normal_run() -> None:
+    s = fold(normal_run())
+    assert s.info is not None and s.info.model == "mlp" and s.info.k == K
+    assert s.info.task == "classification"
+    assert s.status == "completed" and s.ended
+    assert s.step == 500 and s.epoch == 9
+    assert s.spectrum is not None and len(s.spectrum.eigenvalues) == K
+    rows = s.eigen_rows()
+    assert [r.rank for r in rows] == list(range(1, K + 1))
+    prev = s.previous_spectrum
+    assert prev is not None
+    assert rows[0].delta == pytest.approx(s.spectrum.eigenvalues[0] - prev.eigenvalues[0])
+    assert [r.mark for r in rows[-3:]] == ["no"] * 3
+    assert all(r.mark == "converged" for r in rows[:-3])
+    assert any(r.value < 0 for r in rows)  # the sign is kept
+    sp = s.spectrum
+    assert sp.stability_ratio == pytest.approx(sp.eta_lambda1 / (2 * (1 + 0.9)))
+    assert s.stability.last == pytest.approx(100 * sp.stability_ratio)
+    assert s.dense_cond == 4.0e5
+    assert s.layers[0].name == "fc1"
+    levels = [line.level for line in s.log_lines()]
+    assert "warning" in levels
+    assert s.log_lines()[-1].message == "run completed: 10 epochs"
+
+
+def test_views_are_snapshots() -> None:
+    s = fold(normal_run())
+    metrics = s.metric_views()
+    assert [m.key for m in metrics] == [
+        "rho", "stability", "cond", "train_loss", "test_loss", "test_acc", "dead"]
+    assert metrics[2].label == "κ₃₀"
+    assert metrics[1].limit == (s.spectrum.eta_lambda1, pytest.approx(3.8))  # type: ignore[union-attr]
+    assert metrics[5].current == pytest.approx(88.0)
+    chart = s.chart_view()
+    assert len(chart.xs) == len(chart.eigenvalues) == 21
+    assert chart.k == K and chart.x_unit == "epoch" and chart.x_div == 50.0
+    assert chart.loss_label == "train loss" and len(chart.loss_xs) == 10
+    header = s.header_view()
+    assert header.status == "completed" and header.step == 500
+    before = s.spectrum_view()
+    s.apply(make_event("spectrum_progress", 99.0, step=501, hvps=5, seconds=0.1))
+    assert before.progress is None and s.spectrum_view().progress is not None
+
+
+def test_regression_has_no_accuracy_row_value() -> None:
+    s = fold(normal_run(task="regression"))
+    acc = s.metric_views()[5]
+    assert acc.current is None and acc.note == "regression"
+    assert "– (regression)" in render.metric_row(acc, 60).plain
+
+
+def test_wide_rows_show_details() -> None:
+    text = render.metrics_text(fold(normal_run()).metric_views(), 110).plain
+    assert "dense κ 4e5" in text and "max fc1 10%" in text and "λ₁ 26.9 vs 38" in text
+
+
+def test_status_transitions() -> None:
+    s = RunState()
+    assert s.status == WAITING
+    evs = normal_run(end=False)
+    s.apply(evs[0])
+    assert s.status == RUNNING
+    s.mark_stopping()
+    assert s.status == STOPPING
+    s.apply_all(evs[1:])
+    assert s.status == STOPPING
+    s.end_stream("trainer exited with code -9 before run_end")
+    assert s.status == LOST and s.ended
+    assert s.log_lines()[-1].level == "error"
+    assert "code -9" in s.log_lines()[-1].message
+    assert s.spectrum is not None  # the data stays
+
+
+def test_end_stream_after_run_end_changes_nothing() -> None:
+    s = fold(normal_run())
+    seq = s.log_seq
+    s.end_stream("whatever")
+    assert s.status == "completed" and s.log_seq == seq
+    s.mark_stopping()
+    assert s.status == "completed"
+
+
+def test_cut_off_run_is_measuring() -> None:
+    s = fold(cut_off_run())
+    assert s.status == RUNNING and s.progress is not None and s.progress.hvps == 20
+    s.end_stream(None)
+    assert s.status == LOST and "before run_end" in s.status_message
+    assert s.progress is None
+
+
+def test_diverging_run_keeps_non_finite_values() -> None:
+    s = fold(diverging_run())
+    assert s.status == "diverged"
+    assert math.isnan(s.rho.last)  # type: ignore[arg-type]
+    assert any(math.isinf(v) for v in s.rho.values)
+    assert math.isnan(s.train_loss.last)  # type: ignore[arg-type]
+    assert all(r.mark == "no" for r in s.eigen_rows())
+    assert any("non-finite" in line.message for line in s.log_lines())
+    # every view renders without raising, with the non-finite values spelled out
+    table = render.eigen_table(s.spectrum_view(), 48).plain
+    assert "nan" in table
+    metrics = render.metrics_text(s.metric_views(), 60).plain
+    assert "nan" in metrics and "×" in metrics and "↑" in metrics
+    for log in (False, True):
+        chart = render.chart_text(s.chart_view(), 60, 12, log=log)
+        assert len(chart.plain.split("\n")) == 12
+
+
+def test_odd_values_do_not_break_the_fold() -> None:
+    s = RunState()
+    s.apply(make_event("spectrum", 1.0, step=None, eigenvalues="oops", residuals=None,
+                       converged=None, spectral_norm=None, cond_k="x", lr=0.1, momentum=None,
+                       eta_lambda1=None, stability_limit=None, hvps=True, seconds=None,
+                       warm=False))
+    s.apply(make_event("neurons", 1.0, dead_pct=None, layers=[{"name": "a"}, 3], threshold=0))
+    s.apply(make_event("log", 1.0, level="warning", message="two\nlines", source="stderr"))
+    assert s.spectrum is not None and s.spectrum.eigenvalues == ()
+    assert s.eigen_rows() == []
+    assert len(s.layers) == 1
+    assert [line.message for line in s.log_lines()] == ["two", "lines"]
+    assert s.status == WAITING
+    render.metrics_text(s.metric_views(), 50)
+    render.chart_text(s.chart_view(), 50, 10)
+
+
+def test_memory_is_bounded_on_a_long_run() -> None:
+    evs = long_run(30_000, spectrum_every=20)
+    s = fold(evs)
+    assert len(s.rho) == 240 and len(s.eigen_history) <= 513
+    assert len(s.batch_loss_history) <= 513 and len(s.log) <= 500
+    assert s.eigen_history.count == sum(ev.kind == "spectrum" for ev in evs) > 1000
+
+
+# -- the replay cursor ---------------------------------------------------------------
+
+
+def test_replay_cursor_plays_in_event_time() -> None:
+    evs = normal_run()
+    c = ReplayCursor(evs, speed=2.0)
+    assert c.playing and c.position == 0
+    c.advance(0.0)
+    assert c.position == 1  # run_start (t=0); the next event is at t=0.05
+    c.advance(1.0)  # 2 s of run time
+    assert all(ev.t <= 2.0 for ev in evs[: c.position])
+    assert evs[c.position].t > 2.0
+    c.toggle()
+    pos = c.position
+    c.advance(10.0)
+    assert c.position == pos  # paused
+    c.toggle()
+    c.advance(1e6)
+    assert c.at_end and not c.playing and c.position == len(evs)
+
+
+def test_replay_cursor_steps_by_measurement() -> None:
+    evs = normal_run()
+    c = ReplayCursor(evs)
+    n = len(c.measurements)
+    assert n == 21
+    c.next_measurement()
+    assert c.measurement_index == 1 and not c.playing
+    assert evs[c.position - 1].kind == "spectrum"
+    c.next_measurement()
+    c.next_measurement()
+    assert c.measurement_index == 3
+    c.previous_measurement()
+    assert c.measurement_index == 2 and evs[c.position - 1].kind == "spectrum"
+    c.previous_measurement()
+    c.previous_measurement()
+    assert c.measurement_index == 0 and c.position == c.measurements[0]
+    c.to_end()
+    assert c.at_end and c.measurement_index == n
+    c.previous_measurement()
+    assert c.measurement_index == n - 1
+    c.to_start()
+    assert c.measurement_index == 0 and c.position >= 1
+    assert c.clock == c.t0
+
+
+def test_replay_cursor_speed_and_restart() -> None:
+    c = ReplayCursor(normal_run(), speed=1.0)
+    assert c.faster() == 2.0 and c.slower() == 1.0
+    for _ in range(40):
+        c.faster()
+    assert c.speed == ReplayCursor.MAX_SPEED
+    for _ in range(80):
+        c.slower()
+    assert c.speed == ReplayCursor.MIN_SPEED
+    c.to_end()
+    assert c.toggle() and c.position < 5  # playing at the end restarts
+    empty = ReplayCursor([])
+    assert empty.at_end and empty.advance(1.0) == 0 and empty.duration == 0.0
+    assert empty.next_measurement() == 0 and empty.previous_measurement() == 0
+
+
+# -- drawing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [(None, "–"), (math.nan, "nan"), (math.inf, "+inf"), (-math.inf, "-inf"), (0.0, "0"),
+     (12.3456, "12.35"), (1.5e-5, "1.5e-5"), (123456.0, "1.235e5"), (-2.0, "-2")],
+)
+def test_fmt_num(x: float | None, expected: str) -> None:
+    assert render.fmt_num(x) == expected
+
+
+def test_small_formatters() -> None:
+    assert render.fmt_signed(1.5) == "+1.5" and render.fmt_signed(-1.5) == "-1.5"
+    assert render.fmt_signed(math.nan) == "nan" and render.fmt_signed(math.inf) == "+inf"
+    assert render.fmt_count(40_301) == "40.3k" and render.fmt_count(950) == "950"
+    assert render.fmt_count(2.5e6) == "2.5M" and render.fmt_count(math.nan) == "nan"
+    assert render.fmt_duration(3725.2) == "1:02:05" and render.fmt_duration(65) == "1:05"
+    assert render.fmt_duration(math.inf) == "?" and render.fmt_duration(None) == "?"
+    assert render.rank_color(0, 30) == "#ef4444" and render.rank_color(29, 30) == "#3b82f6"
+    assert render.rank_color(0, 1) == "#ef4444"
+
+
+def test_sparkline_is_right_aligned_one_column_per_value() -> None:
+    line = render.sparkline([1.0, 2.0, 3.0], 10, "red")
+    assert line.plain == "       ▁▅█"
+    assert render.sparkline([5.0, 5.0], 3, "red").plain == " ▄▄"
+    assert render.sparkline(list(range(100)), 5, "red").plain == "▁▃▅▆█"
+    odd = render.sparkline([1.0, math.nan, math.inf, -math.inf, 2.0], 5, "red")
+    assert odd.plain == "▁×↑↓█"
+    assert render.sparkline([math.nan], 0, "red").plain == ""
+    assert render.sparkline([], 4, "red").plain == "    "
+
+
+@pytest.mark.parametrize("width", [20, 32, 44, 60, 120])
+def test_metric_rows_fill_their_width(width: int) -> None:
+    s = fold(normal_run())
+    for view in s.metric_views():
+        row = render.metric_row(view, width)
+        assert row.cell_len == width, (view.key, row.plain)
+
+
+def test_header_fits_every_width() -> None:
+    s = fold(normal_run())
+    mode = Text("replay ▶ 4× λ 21/21")
+    for width in (30, 60, 80, 120, 160, 250):
+        lines = render.header_text(s.header_view(), width, mode=mode.copy()).split("\n")
+        assert len(lines) == 2
+        assert all(line.cell_len <= width for line in lines), width
+    wide = render.header_text(s.header_view(), 160, mode=mode.copy()).plain
+    for needle in ("mlp", "cifar10", "η 0.1", "S 128", "β 0.9", "epoch 10/10",
+                   "step 500", "0:16", "ex/s", "completed", "cpu"):
+        assert needle in wide
+    waiting = render.header_text(RunState().header_view(), 80).plain
+    assert "waiting" in waiting
+
+
+def test_eigen_table_columns_depend_on_width() -> None:
+    view = fold(normal_run()).spectrum_view()
+    narrow = render.eigen_table(view, 30).plain.split("\n")
+    assert len(narrow) == K + 1
+    assert "resid" not in narrow[0] and "✓" in narrow[1] and "✗" in narrow[-1]
+    wide = render.eigen_table(view, 52).plain.split("\n")
+    assert "resid" in wide[0] and "█" in wide[1]
+    assert "-" in wide[25]  # rank 25 is negative in the fixture
+    assert render.eigen_table(RunState().spectrum_view(), 30).plain == "no spectrum yet"
+
+
+def test_spectrum_status_line() -> None:
+    s = fold(cut_off_run())
+    assert render.spectrum_status(s.spectrum_view()).plain.startswith("⟳ measuring: 20 HVPs")
+    s = fold(normal_run())
+    assert render.spectrum_status(s.spectrum_view(), 60).plain == (
+        "step 500 · 60 HVPs · 0.3 s · 27/30 ✓")
+    assert render.spectrum_status(s.spectrum_view(), 30).plain == "@500 · 60 HVP · 0.3s · 27/30✓"
+    assert "no measurement" in render.spectrum_status(RunState().spectrum_view()).plain
+
+
+@pytest.mark.parametrize(("width", "height"), [(12, 3), (30, 6), (44, 8), (100, 30)])
+@pytest.mark.parametrize("log", [False, True])
+def test_chart_has_exactly_its_size(width: int, height: int, log: bool) -> None:
+    view = fold(normal_run()).chart_view()
+    lines = render.chart_text(view, width, height, log=log).split("\n")
+    assert len(lines) == height
+    assert all(line.cell_len == width for line in lines), [line.cell_len for line in lines]
+
+
+def test_chart_draws_traces_axes_and_limit() -> None:
+    view = fold(normal_run()).chart_view()
+    text = render.chart_text(view, 80, 16)
+    plain = text.plain
+    assert any(0x2800 < ord(ch) <= 0x28FF for ch in plain)
+    assert "epoch" in plain.split("\n")[-1]
+    styles = {str(span.style) for span in text.spans}
+    assert render.rank_color(0, K) in styles  # the largest is drawn on top
+    assert len(styles & {render.rank_color(r, K) for r in range(K)}) >= 10
+    assert render.LOSS_COLOR in styles and render.LIMIT_COLOR in styles
+    assert render.chart_text(None, 40, 5).plain.strip() == "waiting for the first spectrum"
+    assert render.chart_text(view, 5, 5).plain == ""
+    legend = render.chart_legend(view, log=True, width=200)
+    assert "log" in legend and "train loss" in legend
+    short = render.chart_legend(view, log=False, width=30)
+    assert Text.from_markup(short).cell_len <= 30
+
+
+def test_braille_canvas() -> None:
+    c = render.BrailleCanvas(2, 2)
+    red = c.color_index("red")
+    c.dot(0, 0, red)
+    c.dot(1, 3, red)
+    c.dot(99, 99, red)  # ignored
+    c.line(2, 0, 3, 7, c.color_index("blue"))
+    rows = c.rows()
+    assert rows[0].plain[0] == chr(0x2800 | 0x01 | 0x80)
+    assert len(rows) == 2 and all(r.cell_len == 2 for r in rows)
+    assert rows[1].plain[1] != " "
+
+
+def test_log_text() -> None:
+    s = fold(diverging_run())
+    texts = [render.log_text(line).plain for line in s.log_lines()]
+    assert any(t.strip().startswith("0:02 ✖ loss is nan") for t in texts)
+
+
+def test_state_and_render_import_no_textual_and_the_app_no_torch() -> None:
+    code = (
+        "import sys\n"
+        "import sgdtop.tui.state, sgdtop.tui.render\n"
+        "assert 'textual' not in sys.modules, 'state/render import textual'\n"
+        "import sgdtop.tui.app\n"
+        "assert 'torch' not in sys.modules, 'the TUI imports torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
