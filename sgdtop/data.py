@@ -30,14 +30,15 @@ import math
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset, TensorDataset, default_collate
-from torchvision import datasets, transforms
-from torchvision.datasets.vision import StandardTransform
+
+if TYPE_CHECKING:  # torchvision is imported only for CIFAR (it costs ~1 s at start-up)
+    from torchvision import datasets
 
 TASK_NAMES: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100")
 """Names of the tasks this module builds (``TaskData.name``)."""
@@ -60,10 +61,14 @@ CIFAR_STD: Final[dict[str, tuple[float, float, float]]] = {
 CIFAR_PAD: Final[int] = 4
 """Zero padding (pixels) on each side before the random 32×32 crop."""
 
-_CIFAR_CLASSES: Final[dict[str, type[datasets.CIFAR10]]] = {
-    "cifar10": datasets.CIFAR10,
-    "cifar100": datasets.CIFAR100,
-}
+
+
+def _cifar_class(name: str) -> type[datasets.CIFAR10]:
+    """torchvision's dataset class for ``name`` ("cifar10" or "cifar100")."""
+    from torchvision import datasets
+
+    return {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+
 _CIFAR_LABELS: Final[dict[str, str]] = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 _CIFAR_ARCHIVE_MB: Final[dict[str, int]] = {"cifar10": 170, "cifar100": 169}
 
@@ -296,6 +301,8 @@ def cifar_transforms(name: str, *, augment: bool = True) -> tuple[Any, Any]:
     """
     if name not in CIFAR_NAMES:
         raise ValueError(f"unknown CIFAR dataset {name!r}; valid: {', '.join(CIFAR_NAMES)}")
+    from torchvision import transforms
+
     normalize = transforms.Normalize(CIFAR_MEAN[name], CIFAR_STD[name])
     eval_tf = transforms.Compose([transforms.ToTensor(), normalize])
     if not augment:
@@ -313,7 +320,7 @@ def cifar_transforms(name: str, *, augment: bool = True) -> tuple[Any, Any]:
 
 def _missing_message(name: str, problem: str) -> str:
     """One line: what is wrong with the CIFAR folder (``problem``), and how to provide it."""
-    cls = _CIFAR_CLASSES[name]
+    cls = _cifar_class(name)
     return (
         f"{_CIFAR_LABELS[name]} {problem}: pass --data-dir DIR where DIR "
         f"holds {cls.base_folder}/, or run once with internet access and download=True to "
@@ -325,7 +332,7 @@ def _load_cifar(
     name: str, root: Path, *, train: bool, transform: Any, download: bool
 ) -> datasets.CIFAR10:
     """Construct the torchvision dataset, turning "missing" and "offline" into one error."""
-    cls = _CIFAR_CLASSES[name]
+    cls = _cifar_class(name)
     folder = root / cls.base_folder
     try:
         return cls(str(root), train=train, transform=transform, download=download)
@@ -390,6 +397,8 @@ def cifar(
     train_tf, eval_tf = cifar_transforms(name, augment=augment)
     train_full = _load_cifar(name, root, train=True, transform=train_tf, download=download)
     test_full = _load_cifar(name, root, train=False, transform=eval_tf, download=False)
+
+    from torchvision.datasets.vision import StandardTransform
 
     probe_base = copy.copy(train_full)
     probe_base.transform = eval_tf

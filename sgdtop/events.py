@@ -32,6 +32,7 @@ SCHEMA_VERSION: Final[int] = 1
 REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     # run id, resolved profile (dict), model name, parameter count, device, versions (dict),
     # dataset name, train/test/probe sizes (examples), and the optimizer settings.
+    # Optional: wall_time (Unix seconds at t=0), task ("classification" | "regression").
     "run_start": (
         "run_id", "profile", "model", "num_params", "device", "versions", "dataset",
         "train_size", "test_size", "probe_size", "lr", "batch_size", "momentum",
@@ -67,6 +68,7 @@ REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     # level: "info" | "warning" | "error"; source: "trainer" | "stdout" | "stderr".
     "log": ("level", "message", "source"),
     # status: one of RUN_STATUSES; message: one line; steps, seconds: totals.
+    # Optional: measurements (spectrum updates taken), measure_seconds (time in them).
     "run_end": ("status", "message", "steps", "seconds"),
 }
 

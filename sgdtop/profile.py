@@ -30,6 +30,7 @@ MODEL_ALIASES: Final[dict[str, str]] = {
     "vgg11": "vgg11-cifar10",
 }
 DEFAULT_PROFILE: Final[str] = "mlp-teacher-student"
+CUSTOM_PROFILE: Final[str] = "custom"  # for `sgdtop run file.py:factory`
 DATASETS: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100")
 LR_SCHEDULES: Final[tuple[str, ...]] = ("constant", "step", "cosine")
 DEVICES: Final[tuple[str, ...]] = ("auto", "cpu", "cuda")
@@ -70,6 +71,7 @@ class Profile:
     lr_gamma: float = 0.1  # factor at each milestone ("step")
     seed: int = 0
     device: str = "auto"  # one of DEVICES
+    threads: int = 0  # CPU threads for torch (0: 1 for models under 200k params, else default)
     # --- measurement
     k: int = 30  # number of top eigenvalues
     which: str = "magnitude"  # order of the top-k: by |λ| or largest algebraic
@@ -116,7 +118,7 @@ class Profile:
                 raise ProfileError(f"{name} must be a positive integer, got "
                                    f"{getattr(self, name)}")
         for name in ("measure_every", "first_epoch_every", "max_hvps", "train_subset",
-                     "dense_max_params"):
+                     "dense_max_params", "threads"):
             if getattr(self, name) < 0:
                 raise ProfileError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.hidden or any(h <= 0 for h in self.hidden):
@@ -261,11 +263,14 @@ def load(name: str | None = None, *, model: str | None = None,
     model (``sgdtop run resnet56`` runs the ResNet32 profile with ResNet56);
     ``overrides`` (flags and ``--set``) are applied last. The result is validated.
     """
-    if model is not None and name is None and model not in MODEL_ALIASES:
+    if model is not None and name is None and model not in MODEL_ALIASES and ":" not in model:
         name = model  # `sgdtop run smoke` names a profile
         model = None
     if name is None:
-        name = MODEL_ALIASES.get(model, DEFAULT_PROFILE) if model else DEFAULT_PROFILE
+        if model and ":" in model:
+            name = CUSTOM_PROFILE
+        else:
+            name = MODEL_ALIASES.get(model, DEFAULT_PROFILE) if model else DEFAULT_PROFILE
     profile = load_file(resolve_name(name))
     if model is not None:
         profile = dataclasses.replace(profile, model=model)

@@ -45,12 +45,19 @@ def runs_root(path: str | Path | None = None) -> Path:
     return Path(os.environ.get(RUNS_ENV, "runs"))
 
 
-def new_run_id(model: str, lr: float, batch_size: int, now: datetime | None = None) -> str:
+def new_run_id(model: str, lr: float | None, batch_size: int | None,
+               now: datetime | None = None) -> str:
     """``YYYYmmdd-HHMMSS-<model>-lr<η>-b<S>-<4 hex>``: sortable by start time, readable,
-    unique."""
+    unique. The ``lr``/``b`` parts are left out when unknown (None)."""
     stamp = (now or datetime.now(UTC).astimezone()).strftime("%Y%m%d-%H%M%S")
-    safe_model = re.sub(r"[^A-Za-z0-9]+", "", model) or "model"
-    return f"{stamp}-{safe_model}-lr{lr:g}-b{batch_size}-{secrets.token_hex(2)}"
+    if ":" in model:  # a custom factory "path/to/file.py:factory": name it by its file
+        model = Path(model.rsplit(":", 1)[0]).stem
+    parts = [stamp, re.sub(r"[^A-Za-z0-9]+", "", model) or "model"]
+    if lr is not None:
+        parts.append(f"lr{lr:g}")
+    if batch_size is not None:
+        parts.append(f"b{batch_size}")
+    return "-".join([*parts, secrets.token_hex(2)])
 
 
 def check_writable(root: Path) -> None:
@@ -172,19 +179,28 @@ def read_run(run_dir: Path) -> ReadResult:
     return read_events(path)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc (macOS): it exists
+
+
 def trainer_pid(run_dir: Path) -> int | None:
     """The pid in ``trainer.pid`` if that process is alive, else None."""
     try:
         pid = int((run_dir / PID_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return pid if process_alive(pid) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,9 +75,16 @@ def test_smoke_run_in_a_pty(tmp_path: Path) -> None:
     def text() -> str:
         return _ANSI.sub(b"", screen).decode("utf-8", errors="replace")
 
+    reaped: list[int] = []
+
     def exited() -> int | None:
+        if reaped:
+            return reaped[0]
         done, status = os.waitpid(pid, os.WNOHANG)
-        return os.waitstatus_to_exitcode(status) if done else None
+        if done:
+            reaped.append(os.waitstatus_to_exitcode(status))
+            return reaped[0]
+        return None
 
     try:
         deadline = time.monotonic() + 240

@@ -1,0 +1,492 @@
+"""The command line: ``sgdtop run | replay | watch | stop | runs | show | profiles``.
+
+Every bad input ends with one line ``sgdtop: error: ...`` on stderr and exit code 2.
+Exit codes of ``run``: 0 completed, 130 interrupted, 3 diverged, 1 failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from sgdtop import profile as profile_mod
+from sgdtop.events import Event, SchemaVersionError
+from sgdtop.store import (
+    RunFollower,
+    RunNotFoundError,
+    check_writable,
+    list_run_dirs,
+    process_alive,
+    read_run,
+    resolve_run,
+    run_info,
+    runs_root,
+    trainer_pid,
+)
+
+app = typer.Typer(
+    name="sgdtop",
+    help="top for the curvature of the loss: the Hessian spectrum, κ and dead neurons, "
+         "live while SGD trains.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+RUN_EXIT: dict[str, int] = {"completed": 0, "interrupted": 130, "diverged": 3, "failed": 1}
+
+RunsDirOpt = Annotated[Path | None, typer.Option(
+    "--runs-dir", help="Where runs are saved (default: $SGDTOP_RUNS_DIR or ./runs).")]
+LogOpt = Annotated[bool, typer.Option(
+    "--log", help="Headless: readable lines on stderr instead of the TUI.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Write the raw events (JSON Lines) to stdout, for jq.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one error line and exit with ``code``."""
+    sys.stderr.write(f"sgdtop: error: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
+def use_tui(log: bool, json_out: bool) -> bool:
+    """The TUI opens only when stdin and stdout are terminals and no headless flag is set."""
+    return not log and not json_out and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _root(runs_dir: Path | None) -> Path:
+    return runs_root(runs_dir)
+
+
+def _resolve(ref: str, runs_dir: Path | None) -> Path:
+    try:
+        return resolve_run(ref, _root(runs_dir))
+    except RunNotFoundError as exc:
+        fail(str(exc))
+
+
+def _read(run_dir: Path) -> list[Event]:
+    try:
+        result = read_run(run_dir)
+    except SchemaVersionError as exc:
+        fail(f"{run_dir}: {exc}")
+    for bad in result.bad_lines:
+        sys.stderr.write(f"sgdtop: warning: {run_dir.name}/events.jsonl line {bad.lineno} "
+                         f"skipped: {bad.reason}\n")
+    return result.events
+
+
+# --------------------------------------------------------------------------------------- run
+@app.command()
+def run(
+    target: Annotated[str | None, typer.Argument(
+        help="A model (mlp, resnet20/32/44/56, vgg11) or a profile name; default: the "
+             "teacher-student MLP (no download).")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", "-p", help="Profile name (see `sgdtop profiles`) or a .toml file.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate η.")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", "-b", help="Batch size S.")] = None,
+    momentum: Annotated[float | None, typer.Option(help="Momentum β.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="L2 coefficient.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
+    k: Annotated[int | None, typer.Option("--k", "-k", help="Top-k eigenvalues.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="CIFAR directory (torchvision layout; downloaded there when missing).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override any profile field: key=value (repeatable).")] = None,
+    runs_dir: RunsDirOpt = None,
+    log: LogOpt = False,
+    json_out: JsonOpt = False,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="Start the trainer in the background and return; "
+                         "follow it with `sgdtop watch`.")] = False,
+) -> None:
+    """Train with SGD and show the Hessian spectrum live (TUI on a terminal, else --log)."""
+    overrides: dict[str, Any] = {}
+    flags = {"lr": lr, "batch_size": batch_size, "momentum": momentum,
+             "weight_decay": weight_decay, "epochs": epochs, "k": k, "device": device,
+             "seed": seed, "data_dir": str(data_dir) if data_dir is not None else None}
+    overrides.update({key: v for key, v in flags.items() if v is not None})
+    try:
+        overrides.update(profile_mod.parse_set(set_ or []))
+        prof = profile_mod.load(profile, model=target, overrides=overrides)
+    except profile_mod.ProfileError as exc:
+        fail(str(exc))
+    root = _root(runs_dir)
+    try:
+        check_writable(root)
+    except OSError as exc:
+        fail(f"cannot write runs into {root}: {exc.strerror or exc}")
+
+    from sgdtop import launch
+
+    if detach:
+        try:
+            run_id, pid = launch.start_detached(prof, root)
+        except RuntimeError as exc:
+            fail(str(exc).removeprefix("sgdtop: error: "))
+        print(f"started run {run_id} (trainer pid {pid}) in {root / run_id}")
+        print(f"follow it:  sgdtop watch {run_id}" + (f" --runs-dir {root}" if runs_dir else ""))
+        print(f"stop it:    sgdtop stop {run_id}" + (f" --runs-dir {root}" if runs_dir else ""))
+        return
+
+    feed = launch.TrainerProcess(prof, root)
+    if use_tui(log, json_out):
+        from sgdtop.tui.app import run_live
+
+        try:
+            run_live(feed)
+        finally:
+            feed.close()
+    else:
+        _headless_live(feed, json_out)
+    code = feed.returncode
+    if code is None:
+        code = 1
+    raise typer.Exit(code if code >= 0 else 1)
+
+
+def _headless_live(feed: Any, json_out: bool) -> None:
+    """Drain a live trainer into the log sink. Ctrl+C or SIGTERM asks the trainer to stop
+    (it finishes the step and writes run_end); a second one kills it."""
+    from sgdtop.logsink import LogSink, write_json
+
+    stops = [0]
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stops[0] += 1
+        if stops[0] == 1:
+            sys.stderr.write("sgdtop: stopping the trainer (again to kill it)...\n")
+            feed.stop()
+        else:
+            feed.kill()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    sink = LogSink()
+    started = False
+    early_end: Event | None = None
+    try:
+        for ev in feed:
+            if ev.kind == "run_start":
+                started = True
+            if ev.kind == "run_end" and not started:
+                early_end = ev  # refused before training: reported as one error line
+                continue
+            if json_out:
+                write_json(ev)
+            sink.handle(ev)
+        if feed.ended_reason:
+            sink.handle_end_without_run_end(feed.ended_reason)
+    finally:
+        feed.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if early_end is not None:
+        code = feed.returncode
+        fail(str(early_end["message"]), code=code if code and code > 0 else 1)
+
+
+# ------------------------------------------------------------------------------ replay/watch
+def _timed(events: list[Event], speed: float) -> Iterator[Event]:
+    import time
+
+    prev: float | None = None
+    for ev in events:
+        if prev is not None and ev.t > prev:
+            time.sleep(min((ev.t - prev) / speed, 5.0))
+        prev = ev.t
+        yield ev
+
+
+@app.command()
+def replay(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, prefix, path or latest.")],
+    speed: Annotated[float | None, typer.Option(
+        help="Playback speed (× real time). TUI default 1; headless default instant.")] = None,
+    instant: Annotated[bool, typer.Option("--instant", help="No waiting: all at once.")] = False,
+    runs_dir: RunsDirOpt = None,
+    log: LogOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Replay a saved run in the TUI (or headless with --log)."""
+    if speed is not None and not (speed > 0 and math.isfinite(speed)):
+        fail(f"--speed must be a positive number, got {speed}")
+    run_dir = _resolve(run_ref, runs_dir)
+    events = _read(run_dir)
+    if use_tui(log, json_out):
+        from sgdtop.tui.app import run_replay
+
+        run_replay(events, run_dir=run_dir, speed=speed or 1.0, instant=instant)
+        return
+    from sgdtop.logsink import LogSink, write_json
+
+    stream: Iterable[Event] = events if instant or speed is None else _timed(events, speed)
+    sink = LogSink()
+    for ev in stream:
+        if json_out:
+            write_json(ev)
+        sink.handle(ev)
+    if not any(ev.kind == "run_end" for ev in events):
+        sink.handle_end_without_run_end("the run has no run_end (still running, or its "
+                                        "trainer died)")
+
+
+@app.command()
+def watch(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, prefix, path or latest.")],
+    runs_dir: RunsDirOpt = None,
+    log: LogOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Follow a run that is still being written (e.g. started with --detach)."""
+    run_dir = _resolve(run_ref, runs_dir)
+    feed = RunFollower(run_dir)
+    if use_tui(log, json_out):
+        from sgdtop.tui.app import run_watch
+
+        run_watch(feed)
+        return
+    from sgdtop.logsink import LogSink, write_json
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        feed.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    sink = LogSink()
+    try:
+        for ev in feed:
+            if json_out:
+                write_json(ev)
+            sink.handle(ev)
+    except SchemaVersionError as exc:
+        fail(f"{run_dir}: {exc}")
+    if feed.ended_reason and feed.ended_reason != "stopped following":
+        sink.handle_end_without_run_end(feed.ended_reason)
+
+
+@app.command()
+def stop(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, prefix, path or latest.")],
+    runs_dir: RunsDirOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for run_end.")] = 30.0,
+) -> None:
+    """Stop a running (e.g. detached) trainer cleanly: it writes run_end `interrupted`."""
+    import time
+
+    run_dir = _resolve(run_ref, runs_dir)
+    pid = trainer_pid(run_dir)
+    if pid is None:
+        fail(f"run {run_dir.name} has no running trainer")
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and process_alive(pid):
+        time.sleep(0.1)
+    if process_alive(pid):
+        fail(f"the trainer (pid {pid}) is still running after {wait:g} s", code=1)
+    print(f"stopped run {run_dir.name}")
+
+
+# ------------------------------------------------------------------------------ runs/show
+@app.command("runs")
+def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
+    """List saved runs."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sgdtop.logsink import fmt
+
+    root = _root(runs_dir)
+    dirs = list_run_dirs(root)
+    if not dirs:
+        print(f"no runs in {root}")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "model", "data", "η", "S", "β", "status", "steps", "ρ(H)", "test acc"):
+        table.add_column(col, justify="right" if col in ("η", "S", "β", "steps", "ρ(H)",
+                                                          "test acc") else "left")
+    for d in dirs:
+        info = run_info(d)
+        acc = info.test_acc
+        table.add_row(info.run_id, info.model, info.dataset, fmt(info.lr, ".3g"),
+                      str(info.batch_size or "-"), fmt(info.momentum, ".2g"), info.status,
+                      f"{info.steps:,}", fmt(info.spectral_norm),
+                      "-" if acc is None or not math.isfinite(acc) else f"{100 * acc:.1f}%")
+    Console(no_color=bool(os.environ.get("NO_COLOR")), width=max(160, 80)).print(table)
+
+
+@app.command()
+def show(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, prefix, path or latest.")],
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Summarise one run: settings, status, last measurement."""
+    from sgdtop.logsink import fmt, fmt_duration
+
+    run_dir = _resolve(run_ref, runs_dir)
+    info = run_info(run_dir)
+    events = _read(run_dir)
+    start = next((e for e in events if e.kind == "run_start"), None)
+    end = next((e for e in reversed(events) if e.kind == "run_end"), None)
+    spectra = [e for e in events if e.kind == "spectrum"]
+    lines = [f"run      {info.run_id}", f"path     {run_dir}"]
+    if start is not None:
+        lines.append(f"model    {start['model']} ({start['num_params']:,} params) on "
+                     f"{start['dataset']}, device {start['device']}")
+        lines.append(f"SGD      η={fmt(start['lr'])} S={start['batch_size']} "
+                     f"β={fmt(start['momentum'])} L2={fmt(start['weight_decay'])} "
+                     f"epochs={start['epochs']}")
+        lines.append(f"probe    {start['probe_size']:,} examples, top-{start['k']}")
+    lines.append(f"status   {info.status}" + (f": {end['message']}" if end is not None else ""))
+    if end is not None:
+        lines.append(f"time     {fmt_duration(float(end['seconds']))}, {end['steps']:,} steps")
+    lines.append(f"spectra  {len(spectra)} measurements")
+    if spectra:
+        last = spectra[-1]
+        eig = " ".join(fmt(v, ".4g") for v in list(last["eigenvalues"])[:10])
+        lines.append(f"last     step {last.step}: ρ(H) {fmt(last['spectral_norm'])}, "
+                     f"κ{len(last['eigenvalues'])} {fmt(last['cond_k'])}, "
+                     f"η·λ₁ {fmt(last['eta_lambda1'], '.3g')} (limit "
+                     f"{fmt(2 * (1 + float(last['momentum'])), '.3g')})")
+        lines.append(f"top-10   {eig}")
+    if info.test_acc is not None:
+        lines.append(f"test acc {fmt(100 * info.test_acc, '.1f')}%")
+    print("\n".join(lines))
+
+
+# --------------------------------------------------------------------- compare/plot/export
+def _runs_events(refs: list[str], runs_dir: Path | None) -> list[Any]:
+    from sgdtop.summary import RunEvents
+
+    out = []
+    for ref in refs:
+        run_dir = _resolve(ref, runs_dir)
+        out.append(RunEvents.from_events(_read(run_dir), path=run_dir))
+    return out
+
+
+AxisOpt = Annotated[str, typer.Option(help="Common x axis: epoch, step or time.")]
+
+
+def _check_axis(axis: str) -> None:
+    if axis not in ("epoch", "step", "time"):
+        fail(f"--axis must be one of epoch, step, time; got {axis!r}")
+
+
+@app.command()
+def compare(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more runs.")],
+    axis: AxisOpt = "epoch",
+    rows: Annotated[int, typer.Option(help="Rows of each aligned series shown.")] = 12,
+    runs_dir: RunsDirOpt = None,
+    log: LogOpt = False,
+) -> None:
+    """Runs side by side: settings, time-averaged ρ(H) and top-10 mean, κ, losses, dead %."""
+    _check_axis(axis)
+    from sgdtop.compare import build_report, render_text, series_table, summary_table
+
+    report = build_report(_runs_events(run_refs, runs_dir), axis=axis)  # type: ignore[arg-type]
+    if log or not sys.stdout.isatty():
+        print(render_text(report, max_rows=rows))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(summary_table(report, title="sgdtop compare"))
+    for aligned in report.series.values():
+        console.print(series_table(aligned, max_rows=rows))
+
+
+@app.command()
+def plot(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to draw.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .png, .svg or .pdf.")],
+    kind: Annotated[str, typer.Option(
+        help="auto, eigenvalues (Fig. 2), cond (Fig. 1a), dead (Fig. 5), dense (Fig. 1c/d).")
+    ] = "auto",
+    axis: AxisOpt = "epoch",
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Draw the paper's figures from saved runs (needs matplotlib: sgdtop[plot])."""
+    _check_axis(axis)
+    from sgdtop import plot as plot_mod
+
+    if kind not in plot_mod.PLOT_KINDS:
+        fail(f"--kind must be one of {', '.join(plot_mod.PLOT_KINDS)}; got {kind!r}")
+    runs = _runs_events(run_refs, runs_dir)
+    try:
+        path = plot_mod.plot_runs(runs, out, kind, axis=axis)  # type: ignore[arg-type]
+    except (plot_mod.PlotUnavailableError, plot_mod.PlotDataError, ValueError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    print(f"wrote {path}")
+
+
+@app.command()
+def export(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, prefix, path or latest.")],
+    csv: Annotated[Path | None, typer.Option(
+        "--csv", help="Directory for one tidy CSV per event kind.")] = None,
+    tensorboard: Annotated[Path | None, typer.Option(
+        "--tensorboard", help="Directory for TensorBoard scalars.")] = None,
+    replace: Annotated[bool, typer.Option(
+        help="Replace TensorBoard event files already in the directory.")] = False,
+    runs_dir: RunsDirOpt = None,
+) -> None:
+    """Export a run as CSV (pandas-ready) and/or TensorBoard scalars."""
+    if csv is None and tensorboard is None:
+        fail("export needs --csv DIR and/or --tensorboard DIR")
+    from sgdtop import export as export_mod
+
+    run_dir = _resolve(run_ref, runs_dir)
+    events = _read(run_dir)
+    try:
+        if csv is not None:
+            files = export_mod.export_csv(events, csv, run_id=run_dir.name)
+            print(f"wrote {len(files)} CSV files to {csv}: "
+                  f"{', '.join(sorted(p.name for p in files.values()))}")
+        if tensorboard is not None:
+            res = export_mod.export_tensorboard(events, tensorboard, replace=replace)
+            print(f"wrote {res.scalars} TensorBoard scalars ({len(res.tags)} tags) to "
+                  f"{tensorboard}" + (f"; {res.n_skipped} non-finite values left out"
+                                      if res.n_skipped else ""))
+    except (export_mod.ExportUnavailableError, FileExistsError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write the export: {exc.strerror or exc}")
+
+
+@app.command()
+def profiles() -> None:
+    """List the bundled profiles."""
+    try:
+        items = profile_mod.describe_all()
+    except profile_mod.ProfileError as exc:
+        fail(str(exc))
+    width = max(len(n) for n, _ in items)
+    for name, desc in items:
+        print(f"{name:<{width}}  {desc}")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("sgdtop: interrupted\n")
+        sys.exit(130)
+

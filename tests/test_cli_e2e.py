@@ -1,0 +1,158 @@
+"""`sgdtop` end to end, as a user runs it: subprocesses, signals, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import ENV, SGDTOP, alive, only_run, sgdtop, wait_for
+
+from sgdtop.events import read_events
+from sgdtop.store import PID_FILE
+
+SmokeRun = tuple[Path, subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    runs = tmp_path_factory.mktemp("runs")
+    proc = sgdtop("run", "--profile", "smoke", "--log", runs=runs)
+    return only_run(runs), proc
+
+
+def test_smoke_run_writes_every_event_kind(smoke_run: SmokeRun) -> None:
+    run_dir, proc = smoke_run
+    assert proc.returncode == 0, proc.stderr
+    res = read_events(run_dir / "events.jsonl")
+    assert not res.bad_lines and not res.truncated_tail
+    kinds = {e.kind for e in res.events}
+    assert {"run_start", "step", "eval", "spectrum", "dense_spectrum", "neurons",
+            "run_end"} <= kinds
+    spectra = [e for e in res.events if e.kind == "spectrum"]
+    assert len(spectra) >= 3
+    assert all(len(e["eigenvalues"]) == 30 for e in spectra)
+    assert res.events[0].kind == "run_start" and res.events[-1].kind == "run_end"
+    assert res.events[-1]["status"] == "completed"
+    assert json.loads((run_dir / "profile.json").read_text())["name"] == "smoke"
+    assert not (run_dir / PID_FILE).exists()
+    # the headless log: a line per measurement with the paper's quantities
+    assert "ρ(H)" in proc.stderr and "κ30" in proc.stderr and "run completed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_runs_show_replay_on_a_saved_run(smoke_run: SmokeRun) -> None:
+    run_dir, _ = smoke_run
+    runs = run_dir.parent
+    out = sgdtop("runs", runs=runs)
+    assert out.returncode == 0 and run_dir.name in out.stdout and "completed" in out.stdout
+    shown = sgdtop("show", "latest", runs=runs)
+    assert shown.returncode == 0 and "top-10" in shown.stdout and "smoke" not in shown.stderr
+    replay = sgdtop("replay", run_dir.name[:15], "--log", runs=runs)
+    assert replay.returncode == 0 and "run completed" in replay.stderr
+    js = sgdtop("replay", "latest", "--json", runs=runs)
+    lines = js.stdout.splitlines()
+    assert len(lines) == len(read_events(run_dir / "events.jsonl").events)
+    assert json.loads(lines[0])["kind"] == "run_start"
+
+
+def test_json_mode_streams_raw_events(tmp_path: Path) -> None:
+    proc = sgdtop("run", "smoke", "--json", "--epochs", "1", runs=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    kinds = [json.loads(line)["kind"] for line in proc.stdout.splitlines()]
+    assert kinds[0] == "run_start" and kinds[-1] == "run_end"
+
+
+def _start_long(runs: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*SGDTOP, "run", "--profile", "smoke", "--epochs", "1000", "--log", "--runs-dir",
+         str(runs), *extra], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def _wait_running(runs: Path) -> tuple[Path, int]:
+    wait_for(lambda: any(runs.glob("*/events.jsonl")) and any(runs.glob(f"*/{PID_FILE}")))
+    run_dir = only_run(runs)
+    wait_for(lambda: '"kind": "spectrum"' in (run_dir / "events.jsonl").read_text())
+    return run_dir, int((run_dir / PID_FILE).read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_the_trainer_cleanly(tmp_path: Path, sig: int) -> None:
+    proc = _start_long(tmp_path)
+    run_dir, trainer = _wait_running(tmp_path)
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - t0 < 20
+    assert proc.returncode == 130, err
+    end = read_events(run_dir / "events.jsonl").events[-1]
+    assert end.kind == "run_end" and end["status"] == "interrupted"
+    assert not alive(trainer), "orphan trainer"
+    assert "Traceback" not in err
+
+
+def test_sigkill_of_the_trainer_leaves_a_readable_run(tmp_path: Path) -> None:
+    proc = _start_long(tmp_path)
+    run_dir, trainer = _wait_running(tmp_path)
+    os.kill(trainer, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "without run_end" in err
+    res = read_events(run_dir / "events.jsonl")
+    assert not res.bad_lines
+    assert res.events and res.events[0].kind == "run_start"
+    assert all(e.kind != "run_end" for e in res.events)
+    info = sgdtop("runs", runs=tmp_path)
+    assert "died" in info.stdout
+
+
+def test_diverging_run(tmp_path: Path) -> None:
+    proc = sgdtop("run", "smoke", "--lr", "1e6", "--log", runs=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    end = read_events(only_run(tmp_path) / "events.jsonl").events[-1]
+    assert end["status"] == "diverged" and "step" in end["message"]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["run", "nosuchmodel"], "unknown profile or model 'nosuchmodel'"),
+        (["run", "smoke", "--lr", "0"], "lr must be a positive number"),
+        (["run", "smoke", "--lr", "-1"], "lr must be a positive number"),
+        (["run", "smoke", "--batch-size", "0"], "batch_size must be a positive integer"),
+        (["run", "smoke", "--batch-size", "100000"], "larger than the training set"),
+        (["run", "smoke", "--k", "100000"], "larger than the model's"),
+        (["run", "smoke", "--set", "nope=1"], "unknown profile key 'nope'"),
+        (["run", "smoke", "--set", "model=\"resnet7\""], "unknown model"),
+        (["run", "resnet32", "--set", "download=false"], "CIFAR"),
+        (["replay", "no-such-run"], "no run 'no-such-run'"),
+        (["replay", "../../etc"], "not a run directory"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], match: str) -> None:
+    proc = sgdtop(*args, "--data-dir", str(tmp_path / "nodata"), runs=tmp_path) \
+        if "resnet32" in args else sgdtop(*args, runs=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1, proc.stderr
+    assert err[0].startswith("sgdtop: error:") and match.lower() in err[0].lower(), err[0]
+
+
+def test_unwritable_runs_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = sgdtop("run", "smoke", runs=blocker / "runs")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("sgdtop: error: cannot write runs into")
+
+
+def test_profiles_and_module_entry() -> None:
+    proc = subprocess.run([*SGDTOP, "profiles"], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0
+    assert "resnet32-cifar10" in proc.stdout and "smoke" in proc.stdout
