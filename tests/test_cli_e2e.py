@@ -156,3 +156,24 @@ def test_profiles_and_module_entry() -> None:
     proc = subprocess.run([*SGDTOP, "profiles"], capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0
     assert "resnet32-cifar10" in proc.stdout and "smoke" in proc.stdout
+
+
+def test_custom_factory_end_to_end(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "small_cnn.py"
+    proc = sgdtop("run", f"{example}:factory", "--profile", "smoke", "--log", "--epochs", "1",
+                  "--k", "5", "--set", "probe_cap=128", "--set", "first_epoch_every=0",
+                  runs=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = only_run(tmp_path)
+    assert "-smallcnn-" in run_dir.name
+    events = read_events(run_dir / "events.jsonl").events
+    spectra = [e for e in events if e.kind == "spectrum"]
+    assert spectra and all(len(e["eigenvalues"]) == 5 for e in spectra)
+    assert events[-1]["status"] == "completed"
+
+
+def test_custom_factory_bad_spec_is_one_line(tmp_path: Path) -> None:
+    proc = sgdtop("run", str(tmp_path / "missing.py") + ":factory", "--log", runs=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sgdtop: error:") and "missing.py" in lines[0]

@@ -320,6 +320,7 @@ class RunState:
     stability: Ring = field(default_factory=Ring)
     cond: Ring = field(default_factory=Ring)
     train_loss: Ring = field(default_factory=Ring)
+    step_loss: Ring = field(default_factory=Ring)  # batch loss of the step events
     test_loss: Ring = field(default_factory=Ring)
     test_acc: Ring = field(default_factory=Ring)
     dead_pct: Ring = field(default_factory=Ring)
@@ -372,6 +373,8 @@ class RunState:
         self.examples_per_s = as_float(ev.get("examples_per_s"))
         self.steps_per_s = as_float(ev.get("steps_per_s"))
         self.batch_loss_history.append(float(ev.step or 0), self.batch_loss)
+        self.step_loss.append(self.batch_loss, ev.step)
+        self.metrics_version += 1
         if len(self.loss_history) == 0 and self.batch_loss_history.count % 8 == 1:
             self.chart_version += 1  # the chart shows the batch loss until the first eval
 
@@ -529,7 +532,10 @@ class RunState:
                 f"λ₁ {_short(sp.eigenvalues[0])} vs {_short(sp.stability_limit)}"
                 if sp is not None and sp.eigenvalues else "")),
             view("cond", cond_label, self.cond, extra=dense),
-            view("train_loss", "loss", self.train_loss),
+            # the batch loss as it streams in; before any step event (e.g. a run of eval
+            # events only) the per-epoch training loss
+            view("train_loss", "loss", self.step_loss if len(self.step_loss) else
+                 self.train_loss),
             view("test_loss", "test loss", self.test_loss),
             view("test_acc", "test acc", acc, "%", note="regression" if regression else ""),
             view("dead", "dead", self.dead_pct, "%", extra=dead_extra),
