@@ -143,38 +143,63 @@ def run(
         print(f"stop it:    sgdtop stop {run_id}" + (f" --runs-dir {root}" if runs_dir else ""))
         return
 
-    feed = launch.TrainerProcess(prof, root)
-    if use_tui(log, json_out):
-        from sgdtop.tui.app import run_live
+    # Signals are taken over before the trainer exists: a Ctrl+C or SIGTERM at any moment
+    # then stops the trainer cleanly instead of killing this process and leaving the
+    # trainer (in its own session) running. A second one kills the trainer.
+    stopper = _Stopper()
+    old = {s: signal.signal(s, stopper.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        feed = launch.TrainerProcess(prof, root)
+        stopper.attach(feed)
+        if use_tui(log, json_out):
+            from sgdtop.tui.app import run_live
 
-        try:
-            run_live(feed)
-        finally:
-            feed.close()
-    else:
-        _headless_live(feed, json_out)
+            try:
+                run_live(feed)
+            finally:
+                feed.close()
+        else:
+            _headless_live(feed, json_out)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     code = feed.returncode
     if code is None:
         code = 1
     raise typer.Exit(code if code >= 0 else 1)
 
 
-def _headless_live(feed: Any, json_out: bool) -> None:
-    """Drain a live trainer into the log sink. Ctrl+C or SIGTERM asks the trainer to stop
-    (it finishes the step and writes run_end); a second one kills it."""
-    from sgdtop.logsink import LogSink, write_json
+class _Stopper:
+    """SIGINT/SIGTERM handler for a live run: the first signal asks the trainer to stop
+    (it finishes the step and writes run_end), a second kills it. A signal that comes
+    before the trainer is spawned is held and delivered on :meth:`attach`."""
 
-    stops = [0]
+    def __init__(self) -> None:
+        self.count = 0
+        self.feed: Any = None
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stops[0] += 1
-        if stops[0] == 1:
-            sys.stderr.write("sgdtop: stopping the trainer (again to kill it)...\n")
+    def attach(self, feed: Any) -> None:
+        self.feed = feed
+        if self.count:
             feed.stop()
-        else:
+        if self.count > 1:
             feed.kill()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        if self.count == 1:
+            sys.stderr.write("sgdtop: stopping the trainer (again to kill it)...\n")
+        if self.feed is not None:
+            if self.count == 1:
+                self.feed.stop()
+            else:
+                self.feed.kill()
+
+
+def _headless_live(feed: Any, json_out: bool) -> None:
+    """Drain a live trainer into the log sink (signals: see :class:`_Stopper`)."""
+    from sgdtop.logsink import LogSink, write_json
+
     sink = LogSink()
     started = False
     early_end: Event | None = None
@@ -192,8 +217,6 @@ def _headless_live(feed: Any, json_out: bool) -> None:
             sink.handle_end_without_run_end(feed.ended_reason)
     finally:
         feed.close()
-        for s, h in old.items():
-            signal.signal(s, h)
     if early_end is not None:
         code = feed.returncode
         fail(str(early_end["message"]), code=code if code and code > 0 else 1)
@@ -410,17 +433,118 @@ def compare(
         console.print(series_table(aligned, max_rows=rows))
 
 
+# --------------------------------------------------------------------------------- sweep
+@app.command()
+def sweep(
+    profile: Annotated[str, typer.Argument(
+        metavar="PROFILE", help="Profile name (see `sgdtop profiles`) or a .toml file.")],
+    lr: Annotated[str | None, typer.Option(
+        "--lr", help="η values: LO:HI:N (N log-spaced, ends included) or A,B,C.")] = None,
+    batch_size: Annotated[str | None, typer.Option(
+        "--batch-size", "-b", help="S values: LO:HI:N (rounded) or A,B,C.")] = None,
+    momentum: Annotated[str | None, typer.Option(
+        "--momentum", help="β values: A,B,C (or LO:HI:N).")] = None,
+    seeds: Annotated[int | None, typer.Option(
+        "--seeds", help="Train each setting with seeds 0..N-1.")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Cells trained at once (processes; with several GPUs, "
+                             "one GPU per slot, round-robin).")] = 1,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a profile field in every cell: key=value (repeatable).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(
+        "--name", help="Sweep id (default: PROFILE-<hash of the settings>, so the same "
+                       "command again resumes the same sweep).")] = None,
+    runs_dir: RunsDirOpt = None,
+    log: LogOpt = False,
+) -> None:
+    """Train a grid over η, S, β and seeds, each cell a saved run (resumable: finished
+    cells are not run again), then print the paper's Fig. 3 summary. Exit codes: 0 every
+    cell finished, 130 interrupted (run the same command again to resume), 1 a cell
+    failed, 2 bad input."""
+    from sgdtop import sweep as sweep_mod
+
+    try:
+        axes: dict[str, list[Any]] = {}
+        for key, spec in (("lr", lr), ("batch_size", batch_size), ("momentum", momentum)):
+            if spec is not None:
+                axes[key] = sweep_mod.parse_axis(spec, key)
+        if seeds is not None:
+            axes["seed"] = sweep_mod.seeds_axis(seeds)
+        if jobs < 1:
+            raise sweep_mod.SweepError(f"--jobs must be a positive integer, got {jobs}")
+        sw = sweep_mod.create_sweep(profile, axes, set_items=set_ or [], runs_dir=runs_dir,
+                                    sweep_id=name)
+    except sweep_mod.SweepError as exc:
+        fail(str(exc))
+    sys.stderr.write(f"sgdtop sweep {sw.sweep_id}: {len(sw.cells)} cells, {jobs} at a time, "
+                     f"in {sw.path}\n")
+    try:
+        result = sweep_mod.run_sweep(sw, jobs=jobs, on_update=sweep_mod.SweepLogPrinter())
+    except sweep_mod.SweepError as exc:
+        fail(str(exc))
+    summary = sweep_mod.summarize_sweep(sw)
+    if log or not sys.stdout.isatty():
+        print(sweep_mod.render_sweep_text(summary))
+    else:
+        from rich.console import Console
+
+        Console().print(*sweep_mod.sweep_tables(summary))
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
+    sys.stderr.write(f"sgdtop sweep {sw.sweep_id}: {counts}\n")
+    if result.interrupted:
+        sys.stderr.write("sgdtop: sweep interrupted; run the same command again to resume\n")
+    rd = f" --runs-dir {runs_dir}" if runs_dir else ""
+    sys.stderr.write(f"plot it:    sgdtop plot {sw.sweep_id}{rd} --out fig3.png\n"
+                     f"its runs:   sgdtop runs --runs-dir {sw.runs_dir}\n")
+    raise typer.Exit(result.exit_code)
+
+
+def _sweep_dir(ref: str, runs_dir: Path | None) -> Path | None:
+    """The sweep directory ``ref`` names (a path holding sweep.json, or a sweep id or id
+    prefix under <runs>/sweeps; never `latest`, which means the latest run), else None."""
+    from sgdtop import sweep as sweep_mod
+
+    if ref == "latest":
+        return None
+    try:
+        return sweep_mod.resolve_sweep(ref, _root(runs_dir))
+    except sweep_mod.SweepError:
+        return None
+
+
+def _plot_sweep(refs: list[str], out: Path, runs_dir: Path | None) -> None:
+    """`sgdtop plot SWEEP --out fig.png`: the paper's Fig. 3 from a sweep."""
+    from sgdtop import plot as plot_mod
+    from sgdtop import sweep as sweep_mod
+
+    if len(refs) != 1:
+        fail("--kind sweep takes exactly one SWEEP (a sweep id or directory)")
+    try:
+        path = sweep_mod.plot_sweep(sweep_mod.resolve_sweep(refs[0], _root(runs_dir)), out)
+    except (plot_mod.PlotUnavailableError, plot_mod.PlotDataError, ValueError) as exc:
+        fail(str(exc))  # SweepError is a ValueError
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    print(f"wrote {path}")
+
+
 @app.command()
 def plot(
     run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to draw.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .png, .svg or .pdf.")],
     kind: Annotated[str, typer.Option(
-        help="auto, eigenvalues (Fig. 2), cond (Fig. 1a), dead (Fig. 5), dense (Fig. 1c/d).")
+        help="auto, eigenvalues (Fig. 2), cond (Fig. 1a), dead (Fig. 5), dense (Fig. 1c/d), "
+             "sweep (Fig. 3, from one SWEEP).")
     ] = "auto",
     axis: AxisOpt = "epoch",
     runs_dir: RunsDirOpt = None,
 ) -> None:
-    """Draw the paper's figures from saved runs (needs matplotlib: sgdtop[plot])."""
+    """Draw the paper's figures from saved runs or a sweep (needs matplotlib: sgdtop[plot])."""
+    if kind == "sweep" or (kind == "auto" and len(run_refs) == 1
+                           and _sweep_dir(run_refs[0], runs_dir) is not None):
+        _plot_sweep(run_refs, out, runs_dir)
+        return
     _check_axis(axis)
     from sgdtop import plot as plot_mod
 
