@@ -419,18 +419,15 @@ def compare(
 ) -> None:
     """Runs side by side: settings, time-averaged ρ(H) and top-10 mean, κ, losses, dead %."""
     _check_axis(axis)
-    from sgdtop.compare import build_report, render_text, series_table, summary_table
+    from sgdtop.compare import build_report, render_text
 
     report = build_report(_runs_events(run_refs, runs_dir), axis=axis)  # type: ignore[arg-type]
-    if log or not sys.stdout.isatty():
+    if not use_tui(log, False):
         print(render_text(report, max_rows=rows))
         return
-    from rich.console import Console
+    from sgdtop.tui.compare_app import run_compare
 
-    console = Console()
-    console.print(summary_table(report, title="sgdtop compare"))
-    for aligned in report.series.values():
-        console.print(series_table(aligned, max_rows=rows))
+    run_compare(report)
 
 
 # --------------------------------------------------------------------------------- sweep

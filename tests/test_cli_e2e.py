@@ -177,3 +177,42 @@ def test_custom_factory_bad_spec_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sgdtop: error:") and "missing.py" in lines[0]
+
+
+def test_compare_plot_export_on_saved_runs(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    run_dir, _ = smoke_run
+    runs = run_dir.parent
+    other = sgdtop("run", "smoke", "--lr", "0.01", "--log", runs=runs)
+    assert other.returncode == 0, other.stderr
+    cmp = sgdtop("compare", run_dir.name, "latest", "--log", runs=runs)
+    assert cmp.returncode == 0, cmp.stderr
+    assert "0.05" in cmp.stdout and "0.01" in cmp.stdout and "ρ(H)" in cmp.stdout
+    png = tmp_path / "fig2.png"
+    out = sgdtop("plot", run_dir.name, "latest", "-o", str(png), "--kind", "eigenvalues",
+                 runs=runs)
+    assert out.returncode == 0, out.stderr
+    assert png.stat().st_size > 10_000
+    bad = sgdtop("plot", "latest", "-o", str(tmp_path / "x.gif"), runs=runs)
+    assert bad.returncode == 2 and bad.stderr.startswith("sgdtop: error:")
+    exp = sgdtop("export", "latest", "--csv", str(tmp_path / "csv"), "--tensorboard",
+                 str(tmp_path / "tb"), runs=runs)
+    assert exp.returncode == 0, exp.stderr
+    import csv
+
+    with open(tmp_path / "csv" / "spectrum_eigenvalues.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {"step", "rank", "eigenvalue"} <= set(rows[0])
+    assert any((tmp_path / "tb").iterdir())
+
+
+def test_replay_reports_bad_lines_and_reads_the_rest(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    run_dir, _ = smoke_run
+    broken = tmp_path / "runs" / "broken"
+    broken.mkdir(parents=True)
+    lines = (run_dir / "events.jsonl").read_text().splitlines(keepends=True)
+    (broken / "events.jsonl").write_text(
+        "".join(lines[:3]) + "{not json\n" + "".join(lines[3:-1]) + lines[-1][:25])
+    proc = sgdtop("replay", str(broken), "--log", runs=tmp_path / "runs")
+    assert proc.returncode == 0, proc.stderr
+    assert "line 4 skipped" in proc.stderr
+    assert "ρ(H)" in proc.stderr and "without run_end" in proc.stderr
