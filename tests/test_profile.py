@@ -47,7 +47,7 @@ def test_overrides_and_set() -> None:
         (["lr=fast"], "lr must be float"),
         (["epochs=1.5"], "epochs must be int"),
         (["hidden=3"], "hidden must be a list of int"),
-        (["lr"], "--set takes key=value"),
+        (["lr"], r"--set takes key=value"),
     ],
 )
 def test_bad_overrides_name_the_key(items: list[str], match: str) -> None:
@@ -71,12 +71,12 @@ def test_bad_values(over: dict[str, object], match: str) -> None:
 
 
 def test_unknown_profile_lists_valid_ones() -> None:
-    with pytest.raises(P.ProfileError, match="profiles: .*smoke.*models: mlp"):
+    with pytest.raises(P.ProfileError, match=r"profiles: .*smoke.*models: mlp"):
         P.load("nope")
 
 
 def test_profile_file_with_unknown_key(tmp_path: Path) -> None:
     f = tmp_path / "mine.toml"
     f.write_text('description = "x"\nmodle = "mlp"\n')
-    with pytest.raises(P.ProfileError, match="mine.toml: unknown profile key 'modle'"):
+    with pytest.raises(P.ProfileError, match=r"mine\.toml: unknown profile key 'modle'"):
         P.load(str(f))
