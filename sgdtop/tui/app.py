@@ -35,6 +35,7 @@ from textual.widgets import Footer
 from sgdtop.events import RUN_STATUSES, Event
 from sgdtop.feed import EventFeed
 from sgdtop.tui import render
+from sgdtop.tui.screenshot import save_svg
 from sgdtop.tui.state import ReplayCursor, RunState
 from sgdtop.tui.widgets import (
     EigenChart,
@@ -446,18 +447,9 @@ class SgdtopApp(App[str | None]):
         )
         folder = run_dir if run_dir is not None else Path.cwd()
         stem = f"sgdtop-step{self.state.step or 0:07d}"
-        path = folder / f"{stem}.svg"
-        n = 1
-        while path.exists():
-            n += 1
-            path = folder / f"{stem}-{n}.svg"
-        try:
-            saved = Path(self.save_screenshot(filename=path.name, path=str(folder)))
-        except OSError as exc:
-            self.notify(f"screenshot not saved: {exc}", severity="error")
-            return
-        self.screenshots.append(saved)
-        self.notify(f"saved {saved}", timeout=4)
+        saved = save_svg(self, folder, stem)
+        if saved is not None:
+            self.screenshots.append(saved)
 
     def _after_seek(self) -> None:
         self._replay_catch_up(budget=None)

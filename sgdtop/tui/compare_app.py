@@ -32,6 +32,7 @@ from textual.widgets import Footer, Static
 from sgdtop.compare import AlignedSeries, CompareReport
 from sgdtop.summary import AXIS_LABELS, RunSummary
 from sgdtop.tui import render
+from sgdtop.tui.screenshot import save_svg
 from sgdtop.tui.widgets import HelpScreen
 
 #: The metrics in the order of their keys 1..7 (those of the report; others follow).
@@ -436,18 +437,9 @@ class CompareApp(App[None]):
         (``sgdtop-compare-<metric>.svg``, numbered when it exists)."""
         folder = Path.cwd()
         stem = f"sgdtop-compare-{self.metric or 'table'}"
-        path = folder / f"{stem}.svg"
-        n = 1
-        while path.exists():
-            n += 1
-            path = folder / f"{stem}-{n}.svg"
-        try:
-            saved = Path(self.save_screenshot(filename=path.name, path=str(folder)))
-        except OSError as exc:
-            self.notify(f"screenshot not saved: {exc}", severity="error")
-            return
-        self.screenshots.append(saved)
-        self.notify(f"saved {saved}", timeout=4)
+        saved = save_svg(self, folder, stem)
+        if saved is not None:
+            self.screenshots.append(saved)
 
 
 def run_compare(report: CompareReport) -> None:
