@@ -4,9 +4,11 @@ For each model — ResNet20 (random weights, 64 random CIFAR-shaped inputs and l
 eval-mode BN) and the paper's teacher-student MLP (300-100-100-1 on its probe set) — it
 measures:
 
-1. **HVP cost**: seconds per Hessian-vector product over the probe set for each method
-   (double backward, ``torch.func`` forward-over-reverse), divided by the seconds of one
-   gradient of the same loss (median of interleaved repeats);
+1. **HVP cost**: seconds per Hessian-vector product over the probe set — double backward
+   with the gradient graphs kept between products (what ``hessian_spectrum`` does when
+   they fit its memory budget), double backward recomputing them, ``torch.func``
+   forward-over-reverse — divided by the seconds of one gradient of the same loss
+   (median of interleaved repeats);
 2. **top-k** for k = 10 and 30 at tol 1e-3: HVPs and seconds of ``hessian_spectrum``
    against SciPy's ``eigsh`` (ARPACK, ``which="LM"``, same tol, same start vector) on the
    same HVP operator, and the largest relative error of each against a converged float64
@@ -44,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdtop.spectrum import HVP_METHODS, ProbeHessian, hessian_spectrum
+from sgdtop.spectrum import ProbeHessian, hessian_spectrum
 from sgdtop.spectrum.guard import measuring
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
@@ -115,14 +117,25 @@ def mlp_case(device: torch.device, lr: float | None, quick: bool) -> Case | None
 # -- 1. HVP cost ------------------------------------------------------------------------
 
 
+HVP_VARIANTS: dict[str, dict[str, Any]] = {
+    "double backward, graph kept": {"method": "double_backward"},
+    "double backward": {"method": "double_backward", "graph_cache_bytes": 0},
+    "forward-over-reverse": {"method": "forward_over_reverse"},
+}
+"""The HVP variants timed: what ``hessian_spectrum`` uses (the gradient graphs kept
+between products when they fit the memory budget), the same recomputing them every
+product, and ``torch.func``'s forward-over-reverse."""
+
+
 def hvp_cost(case: Case, device: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds of a gradient and of an HVP by each method; ratios HVP/gradient."""
-    ops = {m: ProbeHessian(case.model, case.loss_fn, case.probe, method=m) for m in HVP_METHODS}
-    grad_op = ops[HVP_METHODS[0]]
+    """Median seconds of a gradient and of an HVP by each variant; ratios HVP/gradient."""
+    ops = {name: ProbeHessian(case.model, case.loss_fn, case.probe, **kw)
+           for name, kw in HVP_VARIANTS.items()}
+    grad_op = ops["double backward"]
     n = grad_op.num_params
     v = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     v = v.to(device)
-    times: dict[str, list[float]] = {"gradient": [], **{m: [] for m in HVP_METHODS}}
+    times: dict[str, list[float]] = {"gradient": [], **{name: [] for name in ops}}
     failed: dict[str, str] = {}
 
     def timed(fn: Callable[[], Any]) -> float:
@@ -133,26 +146,30 @@ def hvp_cost(case: Case, device: torch.device, repeats: int) -> dict[str, float]
         return time.perf_counter() - t
 
     with measuring(case.model):
-        for _ in range(repeats + 1):  # the first round warms up (allocator, kernels)
+        for _ in range(repeats + 1):  # the first round warms up (and builds the kept graph)
             times["gradient"].append(timed(grad_op.gradient))
-            for m in HVP_METHODS:
-                if m in failed:
+            for name, op in ops.items():
+                if name in failed:
                     continue
                 try:
-                    times[m].append(timed(lambda m=m: ops[m].matvec(v)))
+                    times[name].append(timed(lambda op=op: op.matvec(v)))
                 except Exception as exc:  # a method without support for some op
-                    failed[m] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+                    failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:70]}"
+    kept = ops["double backward, graph kept"].graph_bytes
+    for op in ops.values():
+        op.release()
     grad_s = statistics.median(times["gradient"][1:])
-    print(f"  parameters {n:,}, probe examples {grad_op.num_examples}")
-    print(f"  {'gradient':<22} {grad_s * 1e3:9.1f} ms   1.00×")
+    print(f"  parameters {n:,}, probe examples {grad_op.num_examples}, "
+          f"kept graph {kept / 2**20:.0f} MiB")
+    print(f"  {'gradient':<28} {grad_s * 1e3:9.1f} ms   1.00×")
     out = {"gradient": grad_s}
-    for m in HVP_METHODS:
-        if m in failed:
-            print(f"  {m:<22} failed: {failed[m]}")
+    for name in ops:
+        if name in failed:
+            print(f"  {name:<28} failed: {failed[name]}")
             continue
-        s = statistics.median(times[m][1:])
-        out[m] = s
-        print(f"  {m:<22} {s * 1e3:9.1f} ms   {s / grad_s:.2f}× gradient")
+        s = statistics.median(times[name][1:])
+        out[name] = s
+        print(f"  {name:<28} {s * 1e3:9.1f} ms   {s / grad_s:.2f}× gradient")
     return out
 
 

@@ -46,6 +46,24 @@ def test_hvp_matches_reference(make: Callable[[], nn.Module], method: str) -> No
     assert torch.allclose(hv, ref @ v, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("budget", [None, 0, 1])
+def test_cached_gradient_graphs_give_the_same_products(budget: int | None) -> None:
+    """Kept graphs (default budget), never kept (0), or over budget (1 byte): same H v."""
+    model = tiny_cnn_bn().double()
+    x, y = probe_for(model)
+    batches = split(x, y, [4, 9])
+    ref = reference_hessian(model, x, y)
+    op = ProbeHessian(model, F.cross_entropy, batches, graph_cache_bytes=budget)
+    gen = torch.Generator().manual_seed(0)
+    with measuring(model):
+        for _ in range(3):
+            v = torch.randn(op.num_params, dtype=torch.float64, generator=gen)
+            assert torch.allclose(op.matvec(v), ref @ v, rtol=1e-9, atol=1e-12)
+    assert (op.graph_bytes > 0) == (budget is None)
+    op.release()
+    assert op.graph_bytes == 0
+
+
 def test_micro_batches_are_weighted_by_size() -> None:
     """Unequal batches: the mean over all examples, not the mean of batch means."""
     model = tiny_mlp().double()

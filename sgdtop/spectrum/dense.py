@@ -120,12 +120,14 @@ class DenseSpectrum:
 
 
 def dense_hessian(op: ProbeHessian, block: int = _COLUMN_BLOCK) -> torch.Tensor:
-    """The (n, n) float64 Hessian of ``op``'s probe loss, on ``op.device`` (unsymmetrized).
+    """The (n, n) float64 Hessian of ``op``'s probe loss (unsymmetrized), on ``op.device``
+    (the CPU for devices without float64).
 
     Call inside :func:`sgdtop.spectrum.guard.measuring`.
     """
     n = op.num_params
-    hess = torch.zeros(n, n, dtype=torch.float64, device=op.device)
+    device = op.device if op.device.type in ("cpu", "cuda") else torch.device("cpu")
+    hess = torch.zeros(n, n, dtype=torch.float64, device=device)
     for x, y, size in op.iter_batches():
         loss = op.batch_loss(x, y)
         if not loss.requires_grad:
@@ -140,7 +142,7 @@ def dense_hessian(op: ProbeHessian, block: int = _COLUMN_BLOCK) -> torch.Tensor:
             eye = torch.zeros(hi - lo, n, dtype=flat.dtype, device=flat.device)
             eye[:, lo:hi].fill_diagonal_(1.0)
             rows = _batched_rows(flat, op.params, eye)
-            hess[lo:hi].add_(rows, alpha=size)
+            hess[lo:hi].add_(rows.to(device), alpha=size)
     hess.div_(op.num_examples)
     return hess
 
@@ -154,7 +156,7 @@ def _batched_rows(
             flat, params, grad_outputs=eye, retain_graph=True, allow_unused=True,
             materialize_grads=True, is_grads_batched=True)
         return torch.cat([r.reshape(eye.shape[0], -1) for r in rows], 1).to(torch.float64)
-    except RuntimeError:  # an op without a batching rule: one row at a time
+    except (RuntimeError, NotImplementedError):  # an op without a batching rule: row by row
         out = []
         for e in eye:
             row = torch.autograd.grad(

@@ -136,6 +136,7 @@ def spectral_density(
     sigma: float | None = None,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
+    graph_cache_bytes: int | None = None,
 ) -> SpectralDensity:
     """The Hessian's spectral density by SLQ (module docstring), for models of any size:
     ``steps · num_vectors`` HVPs (320 by default), memory ``steps`` float64 vectors.
@@ -149,9 +150,10 @@ def spectral_density(
         sigma: kernel width in eigenvalue units (default 1% of the node range).
         seed: seed of the Rademacher vectors.
         progress: called after each HVP with (HVPs so far, seconds so far).
+        graph_cache_bytes: as for :func:`sgdtop.spectrum.hessian_spectrum`.
     """
     t0 = time.perf_counter()
-    op = ProbeHessian(model, loss_fn, batches)
+    op = ProbeHessian(model, loss_fn, batches, graph_cache_bytes=graph_cache_bytes)
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
         out = op.matvec(v)
@@ -161,9 +163,12 @@ def spectral_density(
 
     device = op.device if op.device.type in ("cpu", "cuda") else torch.device("cpu")
     with measuring(model):
-        quads = slq_quadratures(
-            matvec, op.num_params, steps=steps, num_vectors=num_vectors, seed=seed,
-            device=device)
+        try:
+            quads = slq_quadratures(
+                matvec, op.num_params, steps=steps, num_vectors=num_vectors, seed=seed,
+                device=device)
+        finally:
+            op.release()
     grid, dens, sig = smooth_density(quads, grid_points=grid_points, sigma=sigma)
     return SpectralDensity(
         grid=tuple(grid), density=tuple(dens), sigma=sig, quadratures=quads,
