@@ -158,8 +158,8 @@ def hessian_spectrum(
         warm_start: a previous :class:`SpectrumResult` (or its ``ritz_vectors``) of the same
             model. If the Hessian moved little since (its slowest Ritz vector is still
             within 8× the tolerance), the iteration starts from that whole subspace: about
-            k HVPs plus a few; otherwise Lanczos starts from the sum of the Ritz vectors,
-            10–25% fewer HVPs than cold (see :mod:`sgdtop.spectrum.lanczos`).
+            k HVPs plus a few; otherwise Lanczos starts from the sum of the Ritz vectors
+            (a few % fewer HVPs than cold; see :mod:`sgdtop.spectrum.lanczos`).
         progress: called after each HVP with (HVPs so far, seconds so far); throttle it
             yourself.
         max_hvps: cap on HVPs; the result then flags unconverged eigenvalues (never raises
