@@ -1,6 +1,7 @@
-"""The training data: the paper's teacher-student task, CIFAR-10/100, and the probe set.
+"""The training data: the paper's teacher-student task, CIFAR-10/100, generated gratings,
+and the probe set.
 
-Three tasks, each returned as a :class:`TaskData`:
+Four tasks, each returned as a :class:`TaskData`:
 
 - ``teacher-student`` (regression; Advani & Saxe 2017, "High-dimensional dynamics of
   generalization error in neural networks", arXiv:1710.03667, as in §2 of Jastrzębski et
@@ -8,6 +9,10 @@ Three tasks, each returned as a :class:`TaskData`:
   ε ~ N(0, σ²), σ² = 0.2 (a *variance*). See :func:`teacher_student`.
 - ``cifar10`` / ``cifar100`` (classification) through ``torchvision.datasets``, with the
   standard augmentation and per-channel normalisation. See :func:`cifar`.
+- ``gratings`` (classification, generated, no download): small colour images of oriented
+  sine gratings under Gaussian pixel noise, one orientation and colour per class — a
+  stand-in for CIFAR where it cannot be downloaded, so the image models (ResNet) can be run
+  through the paper's CNN experiments on any machine. See :func:`gratings`.
 
 The **probe set** (DESIGN.md) is a fixed subset of the *training* set, ``probe_size``
 examples drawn once from the run's seed (:func:`draw_probe_indices`), always with the
@@ -40,7 +45,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset, default_collate
 if TYPE_CHECKING:  # torchvision is imported only for CIFAR (it costs ~1 s at start-up)
     from torchvision import datasets
 
-TASK_NAMES: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100")
+TASK_NAMES: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100", "gratings")
 """Names of the tasks this module builds (``TaskData.name``)."""
 
 CIFAR_NAMES: Final[tuple[str, ...]] = ("cifar10", "cifar100")
@@ -289,6 +294,81 @@ def teacher_student(
         probe_indices=indices,
         num_outputs=out_dim,
         in_features=d,
+    )
+
+
+def gratings(
+    *,
+    n_train: int,
+    n_test: int,
+    num_classes: int = 10,
+    size: int = 16,
+    pixel_noise: float = 1.0,
+    seed: int = 0,
+    probe_size: int,
+) -> TaskData:
+    """Generated image classification: oriented colour gratings under pixel noise.
+
+    Class c of C has orientation θ_c = π·c/C and a colour (R, G, B) weights drawn once from
+    U(0.2, 1) per channel (the teacher stream of ``seed``). An example of class c is the
+    3×``size``×``size`` image colour_c · sin(2π/5 · (x cos θ_c + y sin θ_c) + φ) with a
+    random phase φ ~ U(0, 2π), plus N(0, ``pixel_noise``²) noise on every pixel (the
+    signal amplitude is at most 1). Labels are balanced (up to one) and shuffled. With
+    C = 10 neighbouring orientations are 18° apart, so at ``pixel_noise`` 1 the task is
+    learnable but not trivial, and the test accuracy says how well.
+
+    Args:
+        n_train, n_test: examples in the training and test sets.
+        num_classes: C ≥ 2.
+        size: image side in pixels (≥ 8; VGG11 needs 32).
+        pixel_noise: standard deviation of the Gaussian pixel noise, ≥ 0.
+        seed: non-negative seed (classes, training and test draws, probe indices).
+        probe_size: training examples in the probe set.
+
+    Returns:
+        A classification :class:`TaskData` with ``TensorDataset(x, y)`` datasets: float32
+        x of shape (n, 3, size, size), int64 labels y of shape (n,).
+
+    Raises:
+        ValueError: a size or count out of range, or a negative ``pixel_noise``.
+    """
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"gratings sizes must be positive: n_train={n_train}, n_test={n_test}")
+    if num_classes < 2:
+        raise ValueError(f"gratings need at least 2 classes, got {num_classes}")
+    if size < 8:
+        raise ValueError(f"gratings image size must be at least 8 pixels, got {size}")
+    if not pixel_noise >= 0.0:
+        raise ValueError(f"pixel_noise must be ≥ 0, got {pixel_noise}")
+    colours = 0.2 + 0.8 * torch.rand(num_classes, 3, generator=_generator(seed, _STREAM_TEACHER))
+    angles = math.pi * torch.arange(num_classes, dtype=torch.float64) / num_classes
+    coords = torch.arange(size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(coords, coords, indexing="ij")
+
+    def draw(n: int, stream: int) -> TensorDataset:
+        g = _generator(seed, stream)
+        labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
+        phase = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+        a = angles[labels]
+        proj = torch.cos(a)[:, None, None] * xx + torch.sin(a)[:, None, None] * yy
+        wave = torch.sin(2 * math.pi / 5 * proj + phase[:, None, None])
+        images = colours[labels].double()[:, :, None, None] * wave[:, None]
+        images = images + pixel_noise * torch.randn(images.shape, generator=g,
+                                                    dtype=torch.float64)
+        return TensorDataset(images.float(), labels)
+
+    train = draw(n_train, _STREAM_TRAIN)
+    test = draw(n_test, _STREAM_TEST)
+    indices = draw_probe_indices(n_train, probe_size, seed)
+    return TaskData(
+        name="gratings",
+        task="classification",
+        train=train,
+        test=test,
+        probe=Subset(train, list(indices)),
+        probe_indices=indices,
+        num_outputs=num_classes,
+        in_features=None,
     )
 
 

@@ -62,6 +62,11 @@ REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
         "n", "hist_edges", "hist_counts", "lambda_max", "lambda_min", "min_positive",
         "cond", "floor", "n_negative",
     ),
+    # The probe-set loss along the top Hessian eigenvectors (paper Fig. 7): distances t
+    # (P, parameter-space L2, ascending; tⱼ = j·step·η); eigenvalues λᵢ and slopes
+    # gᵢ = ∇L·vᵢ of the m directions; losses (m rows of P values) L(θ + tⱼ·vᵢ); loss0 L(θ);
+    # lr η the distances were scaled by; seconds spent.
+    "loss_slice": ("distances", "eigenvalues", "slopes", "losses", "loss0", "lr", "seconds"),
     # dead_pct: % of units (all layers) with mean |activation| < threshold over the probe
     # batch; layers: list of {"name", "units", "dead", "dead_pct"}.
     "neurons": ("dead_pct", "layers", "threshold"),

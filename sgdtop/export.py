@@ -53,6 +53,7 @@ _LONG_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "spectrum": ("eigenvalues", "residuals", "converged"),
     "neurons": ("layers",),
     "dense_spectrum": ("hist_edges", "hist_counts"),
+    "loss_slice": ("distances", "eigenvalues", "slopes", "losses"),
 }
 
 #: TensorBoard tag → (event kind, field, description with the definition and unit).
@@ -188,6 +189,23 @@ def _hist_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
         }
 
 
+def _slice_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
+    """One row per (direction, distance) of a loss_slice: loss = L(θ + t·vᵢ)."""
+    ts = ev.get("distances") or []
+    lams = ev.get("eigenvalues") or []
+    slopes = ev.get("slopes") or []
+    for i, row in enumerate(ev.get("losses") or []):
+        for t, loss in zip(ts, row or [], strict=False):
+            yield {
+                **_base(ev, run_id),
+                "direction": i + 1,
+                "eigenvalue": _at(lams, i),
+                "slope": _at(slopes, i),
+                "distance": t,
+                "loss": loss,
+            }
+
+
 def _columns(rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> list[str]:
     """``leading`` first (those present or required), then the other keys in name order."""
     seen = set().union(*(r.keys() for r in rows)) if rows else set()
@@ -251,6 +269,12 @@ def export_csv(
                     add(
                         "neurons_layers", row,
                         (*BASE_COLUMNS, "layer", "units", "dead", "dead_pct"),
+                    )
+            elif kind == "loss_slice":
+                for row in _slice_rows(ev, rid):
+                    add(
+                        "loss_slice_points", row,
+                        (*BASE_COLUMNS, "direction", "eigenvalue", "slope", "distance", "loss"),
                     )
             elif kind == "dense_spectrum":
                 for row in _hist_rows(ev, rid):

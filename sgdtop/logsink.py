@@ -100,6 +100,8 @@ class LogSink:
             self._measurement(ev)
         elif kind == "dense_spectrum":
             self.pending_dense = ev
+        elif kind == "loss_slice":
+            self._print(self._slice_line(ev))
         elif kind == "log":
             level = str(ev["level"])
             text = f"[{level}] {ev['message']}"
@@ -170,6 +172,22 @@ class LogSink:
                         f"λmin {fmt(dense['lambda_min'])}  κ {fmt(dense['cond'])} "
                         f"(λmin⁺ {fmt(dense['min_positive'])} above "
                         f"{fmt(dense['floor'], '.1e')})  negative {dense['n_negative']}")
+
+    @staticmethod
+    def _slice_line(ev: Event) -> str:
+        """``loss_slice``: directions, the distance range (also in units of η), and per
+        direction the largest rise of the loss above L(θ) over the range."""
+        ts = [float(t) for t in ev["distances"]]
+        rows = ev["losses"]
+        span = max((abs(t) for t in ts), default=math.nan)
+        lr = float(ev["lr"])
+        eta = f" (±{span / lr:.3g}η)" if math.isfinite(lr) and lr > 0 else ""
+        loss0 = float(ev["loss0"])
+        rises = " ".join(fmt(max(float(v) for v in row) - loss0, ".3g") if row else "-"
+                         for row in rows)
+        return (f"  loss slices: {len(rows)} directions × {len(ts)} points, t ∈ ±{fmt(span, '.3g')}"
+                f"{eta}; max rise above L along v1..{len(rows)} [{rises}] "
+                f"({fmt(ev['seconds'], '.2f')}s)")
 
     def handle_end_without_run_end(self, reason: str) -> None:
         """The stream ended with no run_end (trainer killed or crashed hard)."""

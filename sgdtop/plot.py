@@ -16,6 +16,8 @@ Kinds (see :func:`make_figure`):
 - ``"dead"`` (Fig. 5): dead neurons (%) and ρ(H) over training side by side; runs colored
   by η from red (highest) to blue (lowest).
 - ``"dense"`` (Fig. 1c/d): the histogram of each run's last dense spectrum, log counts.
+- ``"slices"`` (Fig. 7): the loss along each top eigenvector (columns) at every
+  ``loss_slice`` measurement, blue (first) to red (last); one row per run that has them.
 - ``"auto"``: a multi-panel summary of whatever the runs measured: ρ(H), top-10 mean |λ|,
   κ, losses, test accuracy, dead %, the dense spectrum.
 """
@@ -47,7 +49,8 @@ if TYPE_CHECKING:
     from matplotlib.colors import Colormap
     from matplotlib.figure import Figure
 
-PLOT_KINDS: Final[tuple[str, ...]] = ("auto", "eigenvalues", "cond", "dead", "dense")
+PLOT_KINDS: Final[tuple[str, ...]] = ("auto", "eigenvalues", "cond", "dead", "dense",
+                                       "slices")
 FORMATS: Final[tuple[str, ...]] = (".png", ".svg", ".pdf")
 INSTALL_HINT: Final[str] = "matplotlib is not installed: pip install 'sgdtop[plot]'"
 
@@ -413,6 +416,50 @@ def _fig_dense(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     fig.suptitle("Full Hessian spectrum")
 
 
+def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    """Fig. 7: per run (rows) and eigenvector (columns), L(θ + t·vᵢ) against t for every
+    loss_slice event, colored by time from blue (first) to red (last)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    with_slices = [r for r in runs if _has(r, "loss_slice")]
+    if not with_slices:
+        raise PlotDataError(
+            "no loss_slice events in these runs (a profile with slice_every > 0 measures "
+            "them, e.g. --set slice_every=5)")
+    cmap = _red_blue().reversed()  # first blue, last red
+    m = max(len(ev.get("losses") or []) for r in with_slices for ev in r.events
+            if ev.kind == "loss_slice")
+    m = max(m, 1)
+    fig.set_size_inches(min(_WIDTH_IN * 1.4, 2.3 * m + 0.8), 2.3 * len(with_slices) + 0.6)
+    axes = fig.subplots(len(with_slices), m, squeeze=False)
+    for row, run in enumerate(with_slices):
+        evs = [ev for ev in run.events if ev.kind == "loss_slice"]
+        steps = [ev.step if ev.step is not None else i for i, ev in enumerate(evs)]
+        norm = Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
+        eta = next((float(ev.get("lr")) for ev in evs
+                    if isinstance(ev.get("lr"), int | float) and ev.get("lr") > 0), math.nan)
+        for col in range(m):
+            ax = axes[row, col]
+            for ev, step in zip(evs, steps, strict=True):
+                losses = ev.get("losses") or []
+                if col >= len(losses):
+                    continue
+                t = np.asarray(ev.get("distances"), dtype=float)
+                x = t / eta if math.isfinite(eta) else t
+                ax.plot(x, _finite_or_nan(np.asarray(losses[col], dtype=float)),
+                        color=cmap(norm(step)), lw=0.9, alpha=0.85)
+            ax.set_title(f"{run.name}: $v_{{{col + 1}}}$" if col == 0 and len(runs) > 1
+                         else f"eigenvector $v_{{{col + 1}}}$")
+            ax.set_xlabel(r"distance $t/\eta$" if math.isfinite(eta) else "distance $t$")
+            if col == 0:
+                ax.set_ylabel("probe loss")
+        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[row]),
+                     label="step", shrink=0.9)
+    fig.suptitle("Loss along the top Hessian eigenvectors (first to last measurement: "
+                 "blue to red)")
+
+
 def _fig_auto(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     summaries = [summarize(r) for r in runs]
     colors = run_colors(summaries)
@@ -506,6 +553,7 @@ _FIGURES: Final[dict[str, Any]] = {
     "cond": _fig_cond,
     "dead": _fig_dead,
     "dense": _fig_dense,
+    "slices": _fig_slices,
 }
 
 

@@ -31,7 +31,7 @@ MODEL_ALIASES: Final[dict[str, str]] = {
 }
 DEFAULT_PROFILE: Final[str] = "mlp-teacher-student"
 CUSTOM_PROFILE: Final[str] = "custom"  # for `sgdtop run file.py:factory`
-DATASETS: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100")
+DATASETS: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100", "gratings")
 LR_SCHEDULES: Final[tuple[str, ...]] = ("constant", "step", "cosine")
 DEVICES: Final[tuple[str, ...]] = ("auto", "cpu", "cuda")
 WHICH: Final[tuple[str, ...]] = ("magnitude", "largest")
@@ -53,13 +53,16 @@ class Profile:
     data_dir: str = "data"  # CIFAR root (torchvision layout); relative to the working dir
     download: bool = True  # download CIFAR when missing (needs internet)
     train_subset: int = 0  # use only the first N training examples (0: all)
-    n_train: int = 1000  # teacher-student: training examples
-    n_test: int = 1000  # teacher-student: test examples
+    n_train: int = 1000  # teacher-student, gratings: training examples
+    n_test: int = 1000  # teacher-student, gratings: test examples
     input_dim: int = 300  # teacher-student: input dimension d
     output_dim: int = 1  # teacher-student: output dimension
     hidden: list[int] = field(default_factory=lambda: [100, 100])  # MLP hidden widths
     noise_var: float = 0.2  # teacher-student: label-noise variance
     teacher: str = "linear"  # teacher-student: "linear" or "mlp"
+    num_classes: int = 10  # gratings: classes
+    image_size: int = 16  # gratings: image side, pixels (VGG11 needs 32)
+    pixel_noise: float = 1.0  # gratings: std of the Gaussian pixel noise (signal ≤ 1)
     # --- optimization
     epochs: int = 200
     batch_size: int = 128  # S, examples per SGD step
@@ -85,6 +88,11 @@ class Profile:
     measure_each_epoch: bool = True  # measure at the end of every epoch
     first_epoch_every: int = 0  # measure every N steps during the first epoch (0: off)
     measure_at_start: bool = True  # measure once before the first step
+    slice_every: int = 0  # loss slices (Fig. 7): every N steps up to slice_until (0: off)
+    slice_until: int = 100  # last step with slices; each slice comes with a measurement
+    slice_k: int = 4  # slices along this many top eigenvectors (at most k are used)
+    slice_points: int = 21  # points per slice (odd: t = 0 is one)
+    slice_step: float = 1.0  # distance between points, in units of η (t = j·slice_step·η)
     dead_threshold: float = 1e-3  # a unit is dead when mean |activation| < this
     dense_max_params: int = 2000  # exact full spectrum for models up to this size
     step_event_seconds: float = 0.2  # at most one step event per this many seconds
@@ -113,7 +121,7 @@ class Profile:
         if not 0 < self.probe_fraction <= 1:
             raise ProfileError(f"probe_fraction must be in (0, 1], got {self.probe_fraction}")
         for name in ("probe_cap", "probe_batch", "n_train", "n_test", "input_dim",
-                     "output_dim"):
+                     "output_dim", "num_classes", "image_size"):
             if getattr(self, name) <= 0:
                 raise ProfileError(f"{name} must be a positive integer, got "
                                    f"{getattr(self, name)}")
@@ -124,6 +132,18 @@ class Profile:
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ProfileError(f"hidden must be a non-empty list of positive widths, got "
                                f"{self.hidden}")
+        for name in ("slice_every", "slice_until"):
+            if getattr(self, name) < 0:
+                raise ProfileError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.slice_k < 1:
+            raise ProfileError(f"slice_k must be a positive integer, got {self.slice_k}")
+        if self.slice_points < 3 or self.slice_points % 2 == 0:
+            raise ProfileError(f"slice_points must be an odd number >= 3, got "
+                               f"{self.slice_points}")
+        if not (self.slice_step > 0 and math.isfinite(self.slice_step)):
+            raise ProfileError(f"slice_step must be a positive number, got {self.slice_step}")
+        if self.pixel_noise < 0 or not math.isfinite(self.pixel_noise):
+            raise ProfileError(f"pixel_noise must be a number >= 0, got {self.pixel_noise}")
         if self.dead_threshold <= 0:
             raise ProfileError(f"dead_threshold must be > 0, got {self.dead_threshold}")
 

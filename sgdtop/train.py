@@ -10,6 +10,9 @@ taken so far):
 - once before the first step (``measure_at_start``);
 - every ``first_epoch_every`` steps during the first epoch (the paper's Fig. 4 zoom);
 - every ``measure_every`` steps;
+- every ``slice_every`` steps up to step ``slice_until`` (the paper's Fig. 7), each of these
+  measurements (and any other one up to ``slice_until``, the one at step 0 included) also
+  emitting a ``loss_slice``: the probe-set loss along the top ``slice_k`` eigenvectors;
 - at the end of every epoch (``measure_each_epoch``), after that epoch's evaluation.
 """
 
@@ -86,6 +89,18 @@ def _load_task(p: Profile) -> data_mod.TaskData:
             n_train=p.n_train, n_test=p.n_test, d=p.input_dim, out_dim=p.output_dim,
             noise_var=p.noise_var, teacher=p.teacher, seed=p.seed, probe_size=probe,
         )
+    if p.dataset == "gratings":
+        if p.num_classes < 2:
+            raise InputError(f"gratings need num_classes >= 2, got {p.num_classes}")
+        if p.image_size < 8:
+            raise InputError(f"gratings need image_size >= 8 pixels, got {p.image_size}")
+        if p.model.startswith("vgg") and p.image_size != 32:
+            raise InputError(f"{p.model} needs 32x32 images (5 max-pools); "
+                             f"got image_size={p.image_size}: add --set image_size=32")
+        probe = data_mod.probe_size_for(p.n_train, p.probe_fraction, p.probe_cap)
+        return data_mod.gratings(
+            n_train=p.n_train, n_test=p.n_test, num_classes=p.num_classes, size=p.image_size,
+            pixel_noise=p.pixel_noise, seed=p.seed, probe_size=probe)
     n = p.train_subset or 50_000
     probe = data_mod.probe_size_for(n, p.probe_fraction, p.probe_cap)
     try:
@@ -119,6 +134,11 @@ def prepare(p: Profile) -> Setup:
     if custom is not None:
         model = custom.model
     else:
+        if (task.in_features is None) == (p.model == "mlp"):
+            kind = "vector" if p.model == "mlp" else "image"
+            raise InputError(f"model {p.model} takes {kind} inputs, which dataset "
+                             f"{task.name} does not have (mlp: teacher-student; resnet*, "
+                             "vgg11: cifar10, cifar100, gratings)")
         try:
             model = build_model(p.model, num_classes=task.num_outputs,
                                 in_features=task.in_features, hidden=tuple(p.hidden))
@@ -284,9 +304,23 @@ class Trainer:
             lr=lr, momentum=p.momentum, dead_threshold=p.dead_threshold,
             dense_max_params=p.dense_max_params, max_hvps=p.max_hvps or None,
             progress=throttled_progress(self.emit, check=self._check_stop))
+        if p.slice_every and self.emit.step <= p.slice_until and math.isfinite(lr) and lr > 0:
+            self.slice(lr)
         self.measurements += 1
         self.last_measured_step = self.emit.step
         self.measure_seconds += time.monotonic() - t0
+
+    def slice(self, lr: float) -> None:
+        """The loss along the top ``slice_k`` Ritz vectors of the measurement just taken,
+        at distances j·slice_step·η, as a ``loss_slice`` event."""
+        from sgdtop.spectrum import loss_slices, slice_distances
+
+        s, p, res = self.s, self.p, self.warm
+        m = min(p.slice_k, len(res.eigenvalues))
+        sl = loss_slices(s.model, s.loss_fn, s.probe_batches, res.ritz_vectors[:, :m],
+                         slice_distances(lr, p.slice_points, p.slice_step),
+                         eigenvalues=res.eigenvalues[:m], lr=lr)
+        self.emit("loss_slice", **sl.event_fields())
 
     def evaluate(self) -> None:
         train_loss, train_acc = _evaluate(self.s, self.s.probe_batches)
@@ -298,6 +332,8 @@ class Trainer:
     def _due(self, step: int, epoch: int) -> bool:
         p = self.p
         if p.measure_every and step % p.measure_every == 0:
+            return True
+        if p.slice_every and step <= p.slice_until and step % p.slice_every == 0:
             return True
         return bool(epoch == 0 and p.first_epoch_every and step % p.first_epoch_every == 0)
 

@@ -53,6 +53,7 @@ def make_run(
     batch_size: int = 128,
     momentum: float = 0.9,
     dense: bool = False,
+    slices: bool = False,
     nonfinite: bool = False,
     end_status: str | None = "completed",
 ) -> list[Event]:
@@ -96,6 +97,17 @@ def make_run(
                     lr=lr, momentum=momentum, eta_lambda1=lr * eigs[0],
                     stability_limit=2 * (1 + momentum) / lr, hvps=120, seconds=1.5,
                     warm=step > SPECTRUM_EVERY,
+                )
+            )
+        if slices and step % SPECTRUM_EVERY == 0 and step <= 4 * SPECTRUM_EVERY:
+            ts = [j * lr for j in range(-5, 6)]
+            lams = eigenvalues(lr, step)[:3]
+            evs.append(
+                make_event(
+                    "loss_slice", t, step=step, epoch=epoch, distances=ts, eigenvalues=lams,
+                    slopes=[-0.1] * 3, loss0=loss, lr=lr, seconds=0.2,
+                    losses=[[loss - 0.1 * x + 0.5 * lam * x * x + 0.3 * lam * x ** 4
+                             for x in ts] for lam in lams],
                 )
             )
         if step % STEPS_PER_EPOCH == 0:
@@ -143,8 +155,9 @@ def make_run(
 
 
 def high_lr_run() -> RunEvents:
-    """η=0.1, with a dense spectrum."""
-    return RunEvents.from_events(make_run(0.1, run_id="resnet32-lr0.1", dense=True))
+    """η=0.1, with a dense spectrum and loss slices."""
+    return RunEvents.from_events(make_run(0.1, run_id="resnet32-lr0.1", dense=True,
+                                          slices=True))
 
 
 def low_lr_run() -> RunEvents:

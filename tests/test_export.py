@@ -44,7 +44,8 @@ def test_one_csv_per_kind_present(tmp_path: Path) -> None:
     files = export_csv(high_lr_run().events, tmp_path / "csv")
     assert list(files) == [
         "run_start", "step", "eval", "spectrum", "spectrum_eigenvalues", "dense_spectrum",
-        "dense_spectrum_histogram", "neurons", "neurons_layers", "log", "run_end",
+        "dense_spectrum_histogram", "loss_slice", "loss_slice_points", "neurons",
+        "neurons_layers", "log", "run_end",
     ]
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == sorted(
         f"{name}.csv" for name in files
@@ -54,6 +55,24 @@ def test_one_csv_per_kind_present(tmp_path: Path) -> None:
         assert tuple(header[:4]) == BASE_COLUMNS
         assert len(header) == len(set(header))
     assert "dense_spectrum" not in export_csv(low_lr_run().events, tmp_path / "low")
+
+
+def test_loss_slices_in_long_form(tmp_path: Path) -> None:
+    events = high_lr_run().events
+    slices = [ev for ev in events if ev.kind == "loss_slice"]
+    files = export_csv(events, tmp_path / "csv")
+    _, scalars = _read(files["loss_slice"])
+    assert len(scalars) == len(slices)
+    assert float(scalars[0]["loss0"]) == slices[0]["loss0"]
+    _, points = _read(files["loss_slice_points"])
+    first = slices[0]
+    n = len(first["distances"])
+    assert len(points) == sum(len(ev["losses"]) * n for ev in slices)
+    row = points[n + 2]  # direction 2, third distance
+    assert int(row["direction"]) == 2
+    assert float(row["distance"]) == first["distances"][2]
+    assert float(row["loss"]) == first["losses"][1][2]
+    assert float(row["eigenvalue"]) == first["eigenvalues"][1]
 
 
 def test_eigenvalues_round_trip_in_long_form(tmp_path: Path) -> None:

@@ -45,3 +45,10 @@ def test_log_scale_one_measurement_back(snap_compare: SnapCompare) -> None:
 
 def test_help(snap_compare: SnapCompare) -> None:
     assert snap_compare(_app(normal_run()), press=["question_mark"], terminal_size=SMALL)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
+def test_loss_slices_panel(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    from tui_fixtures import slice_run
+
+    assert snap_compare(_app(slice_run()), press=["v"], terminal_size=size)

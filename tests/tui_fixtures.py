@@ -251,3 +251,25 @@ class ListFeed:
     def close(self) -> None:
         self.close_calls += 1
         self._wake.set()
+
+
+def slice_run(*, until: int = 100, directions: int = 4, points: int = 21) -> list[Event]:
+    """:func:`normal_run` with a ``loss_slice`` after each measurement up to step ``until``
+    (Fig. 7): parabolas λᵢt²/2 that steepen, then flatten as training goes on, with a
+    quartic wall past the quadratic range."""
+    out: list[Event] = []
+    for ev in normal_run():
+        out.append(ev)
+        if ev.kind == "spectrum" and (ev.step or 0) <= until:
+            lr = 0.1
+            m = (points - 1) // 2
+            ts = [j * lr for j in range(-m, m + 1)]
+            lams = [abs(v) for v in ev["eigenvalues"][:directions]]
+            loss0 = 2.3 - 0.005 * (ev.step or 0)
+            slopes = [-0.2 / (i + 1) for i in range(directions)]
+            out.append(make_event(
+                "loss_slice", ev.t, step=ev.step, epoch=ev.epoch, distances=ts,
+                eigenvalues=lams, slopes=slopes, loss0=loss0, lr=lr, seconds=0.05,
+                losses=[[loss0 + g * t + 0.5 * lam * t * t + 2.0 * t ** 4 for t in ts]
+                        for lam, g in zip(lams, slopes, strict=True)]))
+    return out

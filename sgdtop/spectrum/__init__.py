@@ -8,9 +8,10 @@ mode without side effects (:mod:`sgdtop.spectrum.guard`).
 - :func:`dense_spectrum`: every eigenvalue of a small model, κ = λ_max / λ_min⁺.
 - :func:`spectral_density`: the density of the whole spectrum by stochastic Lanczos
   quadrature, for models of any size.
+- :func:`loss_slices`: the loss along the top eigenvectors (the paper's Fig. 7).
 
 Modules: ``hvp`` (products over the probe set), ``lanczos`` (the eigensolver, pure linear
-algebra), ``topk``, ``dense``, ``density``, ``guard`` (side-effect freedom), ``errors``.
+algebra), ``topk``, ``dense``, ``density``, ``slices``, ``guard`` (side-effect freedom), ``errors``.
 """
 
 from sgdtop.spectrum.dense import (
@@ -27,6 +28,7 @@ from sgdtop.spectrum.errors import (
     SpectrumInputError,
 )
 from sgdtop.spectrum.hvp import DEFAULT_HVP_METHOD, HVP_METHODS, ProbeHessian
+from sgdtop.spectrum.slices import LossSlices, loss_slices, slice_distances
 from sgdtop.spectrum.topk import SpectrumResult, hessian_spectrum
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "HVP_METHODS",
     "DenseSpectrum",
     "DenseTooLargeError",
+    "LossSlices",
     "NonFiniteError",
     "ProbeHessian",
     "SpectralDensity",
@@ -43,6 +46,8 @@ __all__ = [
     "SpectrumResult",
     "dense_spectrum",
     "hessian_spectrum",
+    "loss_slices",
+    "slice_distances",
     "spectral_density",
     "spectrum_histogram",
 ]

@@ -44,6 +44,7 @@ from sgdtop.tui.widgets import (
     HelpScreen,
     LogPanel,
     MetricsPanel,
+    SliceChart,
     SpectrumStatus,
 )
 
@@ -126,6 +127,7 @@ class SgdtopApp(App[str | None]):
         Binding("g", "to_start", "start/end", group=ends_group),
         Binding("G", "to_end", "start/end", group=ends_group),
         Binding("l", "toggle_log", "lin/log"),
+        Binding("v", "toggle_slices", "slices"),
         Binding("p", "toggle_pause", "pause view"),
         Binding("s", "screenshot", "svg"),
         Binding("tab", "focus_next", "panel"),
@@ -183,6 +185,7 @@ class SgdtopApp(App[str | None]):
             with Vertical(id="left"):
                 yield MetricsPanel(id="metrics")
                 yield EigenChart(id="chart")
+                yield SliceChart(id="slices")
             with Vertical(id="right"):
                 yield EigenPanel(id="eigen")
                 yield SpectrumStatus(id="spectrum-status")
@@ -196,6 +199,8 @@ class SgdtopApp(App[str | None]):
         self._eigen = self.query_one(EigenPanel)
         self._spectrum_status = self.query_one(SpectrumStatus)
         self._chart = self.query_one(EigenChart)
+        self._slices = self.query_one(SliceChart)
+        self._slices.display = False
         self._log = self.query_one(LogPanel)
         self._metrics.border_title = "curvature"
         self._eigen.border_title = "top-k eigenvalues"
@@ -389,6 +394,8 @@ class SgdtopApp(App[str | None]):
         if chart_due and self._changed("chart", s.chart_version, force):
             self._chart.show(s.chart_view())
             self._chart_drawn = now
+        if self._changed("slices", s.slices_version, force):
+            self._slices.show(s.slice_view())
         if self._changed("log", s.log_seq, force) or self._reset_log:
             self._log.sync(s.log_lines(), s.log_seq, reset=self._reset_log)
             self._reset_log = False
@@ -428,6 +435,14 @@ class SgdtopApp(App[str | None]):
         """Linear / log scale of the eigenvalue chart."""
         self.log_scale = not self.log_scale
         self._chart.set_log_scale(self.log_scale)
+
+    def action_toggle_slices(self) -> None:
+        """Show the loss slices along the top eigenvectors in place of the eigenvalue
+        chart, or back."""
+        show = not self._slices.display
+        self._slices.display = show
+        self._chart.display = not show
+        (self._slices if show else self._chart).focus()
 
     def action_toggle_pause(self) -> None:
         """Freeze / unfreeze the display; events keep being folded meanwhile."""

@@ -35,6 +35,8 @@ SPARK_WINDOW: Final[int] = 240
 CHART_POINTS: Final[int] = 512
 #: Log lines kept.
 LOG_LINES: Final[int] = 500
+#: Loss slices kept for the slice panel (the newest ones; older ones fade out).
+SLICE_HISTORY: Final[int] = 6
 #: A Ritz pair whose relative residual ‖Hv−λv‖/|λ| is below this counts as nearly converged.
 NEAR_CONVERGED_REL_RESIDUAL: Final[float] = 1e-2
 
@@ -295,6 +297,45 @@ class Layer:
     dead_pct: float
 
 
+@dataclass(frozen=True, slots=True)
+class LossSlice:
+    """One ``loss_slice`` event: the probe loss L(θ + t·vᵢ) along the top eigenvectors vᵢ
+    at distances t (parameter units), with λᵢ, the slopes gᵢ = ∇L·vᵢ and L(θ)."""
+
+    step: int | None
+    distances: tuple[float, ...]
+    eigenvalues: tuple[float, ...]
+    slopes: tuple[float, ...]
+    losses: tuple[tuple[float, ...], ...]
+    loss0: float
+    lr: float
+
+    @classmethod
+    def from_event(cls, ev: Event) -> LossSlice | None:
+        """The slice of ``ev``, or None when its fields are malformed (a display never
+        raises on odd values)."""
+        ts, rows = ev.get("distances"), ev.get("losses")
+        if not isinstance(ts, list) or not isinstance(rows, list):
+            return None
+        distances = tuple(as_float(t) for t in ts)
+        losses = tuple(tuple(as_float(v) for v in row) for row in rows
+                       if isinstance(row, list) and len(row) == len(distances))
+        m = len(losses)
+        lams, slopes = ev.get("eigenvalues"), ev.get("slopes")
+        return cls(
+            step=ev.step, distances=distances, losses=losses,
+            eigenvalues=tuple(as_float(x) for x in (lams if isinstance(lams, list) else []))[:m],
+            slopes=tuple(as_float(x) for x in (slopes if isinstance(slopes, list) else []))[:m],
+            loss0=as_float(ev.get("loss0")), lr=as_float(ev.get("lr")))
+
+
+@dataclass(frozen=True, slots=True)
+class SliceView:
+    """The loss-slice panel: the newest slices, oldest first (empty: none in this run)."""
+
+    slices: tuple[LossSlice, ...]
+
+
 @dataclass
 class RunState:
     """Everything the screen shows, folded from events (call :meth:`apply`)."""
@@ -329,11 +370,13 @@ class RunState:
     loss_history: Decimated[float] = field(default_factory=Decimated)
     batch_loss_history: Decimated[float] = field(default_factory=Decimated)
     log: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    slices: deque[LossSlice] = field(default_factory=lambda: deque(maxlen=SLICE_HISTORY))
     # versions: bumped when the area's content changes
     header_version: int = 0
     metrics_version: int = 0
     spectrum_version: int = 0
     chart_version: int = 0
+    slices_version: int = 0
     log_seq: int = 0
 
     # -- folding -----------------------------------------------------------------------
@@ -410,6 +453,12 @@ class RunState:
             seconds=as_float(ev.get("seconds")),
         )
         self.spectrum_version += 1
+
+    def _on_slice(self, ev: Event) -> None:
+        sl = LossSlice.from_event(ev)
+        if sl is not None:
+            self.slices.append(sl)
+            self.slices_version += 1
 
     def _on_dense(self, ev: Event) -> None:
         self.dense_cond = as_float(ev.get("cond"))
@@ -562,6 +611,10 @@ class RunState:
         return ChartView(xs=xs, eigenvalues=eig, loss_xs=lxs, loss_ys=lys, loss_label=label,
                          x_div=x_div, x_unit=x_unit, k=k, stability_limit=limit)
 
+    def slice_view(self) -> SliceView:
+        """Snapshot for the loss-slice panel: the newest slices, oldest first."""
+        return SliceView(slices=tuple(self.slices))
+
     def log_lines(self) -> tuple[LogLine, ...]:
         """The log panel's lines, oldest first."""
         return tuple(self.log)
@@ -661,6 +714,7 @@ _HANDLERS: Final = {
     "spectrum": RunState._on_spectrum,
     "spectrum_progress": RunState._on_progress,
     "dense_spectrum": RunState._on_dense,
+    "loss_slice": RunState._on_slice,
     "neurons": RunState._on_neurons,
     "log": RunState._on_log,
     "run_end": RunState._on_run_end,

@@ -20,7 +20,14 @@ from textual.widget import Widget
 from textual.widgets import RichLog, Static
 
 from sgdtop.tui import render
-from sgdtop.tui.state import ChartView, HeaderView, LogLine, MetricView, SpectrumView
+from sgdtop.tui.state import (
+    ChartView,
+    HeaderView,
+    LogLine,
+    MetricView,
+    SliceView,
+    SpectrumView,
+)
 
 
 class HeaderBar(Widget):
@@ -145,6 +152,30 @@ class EigenChart(Widget, can_focus=True):
                                  log=self.log_scale)
 
 
+class SliceChart(Widget, can_focus=True):
+    """The loss along the top eigenvectors (Fig. 7): one small chart per eigenvector, the
+    newest slices over each other; shown in place of the eigenvalue chart (``v``)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.view: SliceView | None = None
+
+    def show(self, view: SliceView) -> None:
+        """Display these slices."""
+        self.view = view
+        self._title()
+        self.refresh()
+
+    def _title(self) -> None:
+        self.border_title = render.slices_legend(self.view, width=self.size.width or 80)
+
+    def on_resize(self) -> None:
+        self._title()
+
+    def render(self) -> Text:
+        return render.slices_text(self.view, self.size.width, self.size.height)
+
+
 class LogPanel(RichLog):
     """The trainer's log lines and sgdtop's own notes (run end, lost stream, ...)."""
 
@@ -177,9 +208,11 @@ HELP_TEXT = """\
 [b]chart[/b]  a trace per eigenvalue, red = largest → blue = smallest;
        white: the loss (right axis); amber dots: 2(1+β)/η
        sparklines: × nan  ↑ +inf  ↓ -inf
+[b]slices[/b] (v) loss L(θ+t·vᵢ) along eigenvector vᵢ, newest red → older blue;
+       grey: the quadratic model L + g·t + ½λt² (g = ∇L·vᵢ)
 
 [b]q[/b] quit (live: 1st q stops the trainer cleanly, 2nd q quits)
-[b]?[/b] help  [b]l[/b] lin/log chart  [b]p[/b] pause view  [b]s[/b] SVG  [b]Tab[/b] panel
+[b]?[/b] help  [b]l[/b] lin/log  [b]v[/b] slices  [b]p[/b] pause  [b]s[/b] SVG  [b]Tab[/b] panel
 replay: [b]space[/b] play/pause  [b]← →[/b] measurement  [b]+ -[/b] speed  [b]g G[/b] ends
 
 [dim]? or Esc closes[/dim]"""
