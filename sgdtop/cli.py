@@ -330,12 +330,50 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from sgdtop import sweep as sweep_mod
+    from sgdtop.compare import format_value
     from sgdtop.logsink import fmt
 
     root = _root(runs_dir)
     dirs = list_run_dirs(root)
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), width=max(160, 80))
+
+    def axes_text(axes: dict[str, list[Any]]) -> str:
+        """``η 0.0001…0.1 ×11  S 32…1024 ×6``; an axis of one value: ``β=0.9``."""
+        parts = []
+        for key, values in axes.items():
+            sym = sweep_mod.AXIS_SYMBOLS.get(key, key)
+            parts.append(f"{sym}={format_value(values[0])}" if len(values) == 1 else
+                         f"{sym} {format_value(min(values))}…{format_value(max(values))} "
+                         f"×{len(values)}")
+        return "  ".join(parts)
+
+    def print_sweeps() -> None:
+        """After the runs: the sweeps under <root>/sweeps (id, profile, axes, cells
+        finished/total), only when there are any; an unreadable one is a warning line."""
+        paths = sweep_mod.list_sweeps(root)
+        if not paths:
+            return
+        table = Table(box=None, header_style="bold", title_justify="left",
+                      title=f"sweeps in {sweep_mod.sweeps_root(root)}")
+        for col in ("sweep", "profile", "axes", "cells"):
+            table.add_column(col, justify="right" if col == "cells" else "left")
+        for path in paths:
+            try:
+                sw = sweep_mod.load_sweep(path)
+            except sweep_mod.SweepError as exc:
+                sys.stderr.write(f"sgdtop: warning: {exc}\n")
+                continue
+            done = sum(sw.cell_status(c) in sweep_mod.FINISHED for c in sw.cells)
+            profile = Path(sw.profile).name if sw.profile.endswith(".toml") else sw.profile
+            table.add_row(sw.sweep_id, profile, axes_text(sw.axes),
+                          f"{done}/{len(sw.cells)} finished")
+        console.print()
+        console.print(table)
+
     if not dirs:
         print(f"no runs in {root}")
+        print_sweeps()
         return
     table = Table(box=None, header_style="bold")
     for col in ("id", "model", "data", "η", "S", "β", "status", "steps", "ρ(H)", "test acc"):
@@ -348,7 +386,8 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
                       str(info.batch_size or "-"), fmt(info.momentum, ".2g"), info.status,
                       f"{info.steps:,}", fmt(info.spectral_norm),
                       "-" if acc is None or not math.isfinite(acc) else f"{100 * acc:.1f}%")
-    Console(no_color=bool(os.environ.get("NO_COLOR")), width=max(160, 80)).print(table)
+    console.print(table)
+    print_sweeps()
 
 
 @app.command()
@@ -477,7 +516,12 @@ def sweep(
     sys.stderr.write(f"sgdtop sweep {sw.sweep_id}: {len(sw.cells)} cells, {jobs} at a time, "
                      f"in {sw.path}\n")
     try:
-        result = sweep_mod.run_sweep(sw, jobs=jobs, on_update=sweep_mod.SweepLogPrinter())
+        if use_tui(log, False):  # the live view; q / Ctrl+C stop the sweep as here
+            from sgdtop.tui.sweep_app import run_sweep_live
+
+            result = run_sweep_live(sw, jobs=jobs)
+        else:
+            result = sweep_mod.run_sweep(sw, jobs=jobs, on_update=sweep_mod.SweepLogPrinter())
     except sweep_mod.SweepError as exc:
         fail(str(exc))
     summary = sweep_mod.summarize_sweep(sw)

@@ -643,11 +643,12 @@ class _Runner:
 
     def __init__(self, sweep: Sweep, jobs: int, on_update: UpdateCallback | None,
                  stop: threading.Event, gpus: Sequence[str], python: str | None,
-                 poll_s: float) -> None:
+                 poll_s: float, escalate: threading.Event | None = None) -> None:
         self.sweep = sweep
         self.jobs = jobs
         self.on_update = on_update
         self.stop = stop
+        self.escalate_event = escalate
         self.gpus = list(gpus)
         self.python = python
         self.poll_s = poll_s
@@ -761,7 +762,10 @@ class _Runner:
 
     def signal_all(self) -> None:
         """Ask every running cell to stop: one SIGINT each (a second one, later, makes its
-        `sgdtop run` kill its trainer); SIGKILL when it still runs after that."""
+        `sgdtop run` kill its trainer); SIGKILL when it still runs after that. Once the
+        ``escalate`` event is set, the second SIGINT goes out at once."""
+        if self.escalate_event is not None and self.escalate_event.is_set():
+            self.escalate()
         now = time.monotonic()
         for act in self.active.values():
             if act.proc.poll() is not None:
@@ -859,6 +863,7 @@ def run_sweep(
     on_update: UpdateCallback | None = None,
     stop: threading.Event | None = None,
     handle_signals: bool = True,
+    escalate: threading.Event | None = None,
     gpus: Sequence[str] | None = None,
     python: str | None = None,
     poll_s: float = POLL_S,
@@ -876,6 +881,8 @@ def run_sweep(
     launching cells and sends each running cell one SIGINT: it finishes its step and
     writes run_end ``interrupted``. A second signal (or :data:`STOP_GRACE_S` later) makes
     each cell kill its trainer; after :data:`KILL_GRACE_S` more the cell is killed.
+    Setting ``escalate`` (after ``stop``) is that second signal, for a caller that handles
+    the user's stop requests itself (``handle_signals=False``, e.g. the TUI's second ``q``).
     Returns when every started subprocess has exited.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -883,7 +890,7 @@ def run_sweep(
     stop = stop or threading.Event()
     pid_file = _claim(sweep)
     runner = _Runner(sweep, jobs, on_update, stop,
-                     visible_gpus() if gpus is None else gpus, python, poll_s)
+                     visible_gpus() if gpus is None else gpus, python, poll_s, escalate)
     try:
         todo = []
         for cell in sweep.cells:
