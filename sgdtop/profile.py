@@ -85,7 +85,8 @@ class Profile:
     probe_cap: int = 2250  # at most this many probe examples (the authors' 2250)
     probe_batch: int = 128  # micro-batch size for the probe forward/backward passes
     measure_every: int = 0  # also measure every N steps (0: off)
-    measure_each_epoch: bool = True  # measure at the end of every epoch
+    measure_each_epoch: bool = True  # measure at the end of every epoch ...
+    measure_every_epochs: int = 1  # ... or only of every N-th epoch (and the last one)
     first_epoch_every: int = 0  # measure every N steps during the first epoch (0: off)
     measure_at_start: bool = True  # measure once before the first step
     slice_every: int = 0  # loss slices (Fig. 7): every N steps up to slice_until (0: off)
@@ -132,6 +133,9 @@ class Profile:
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ProfileError(f"hidden must be a non-empty list of positive widths, got "
                                f"{self.hidden}")
+        if self.measure_every_epochs < 1:
+            raise ProfileError(f"measure_every_epochs must be a positive integer, got "
+                               f"{self.measure_every_epochs}")
         for name in ("slice_every", "slice_until"):
             if getattr(self, name) < 0:
                 raise ProfileError(f"{name} must be >= 0, got {getattr(self, name)}")

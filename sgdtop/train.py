@@ -13,7 +13,8 @@ taken so far):
 - every ``slice_every`` steps up to step ``slice_until`` (the paper's Fig. 7), each of these
   measurements (and any other one up to ``slice_until``, the one at step 0 included) also
   emitting a ``loss_slice``: the probe-set loss along the top ``slice_k`` eigenvectors;
-- at the end of every epoch (``measure_each_epoch``), after that epoch's evaluation.
+- at the end of every epoch (``measure_each_epoch``), after that epoch's evaluation, or of
+  every ``measure_every_epochs``-th epoch and the last one.
 """
 
 from __future__ import annotations
@@ -385,7 +386,9 @@ class Trainer:
                     if self._due(step, epoch):
                         self.measure(lr)
                 self.evaluate()
-                if p.measure_each_epoch and self.last_measured_step != step:
+                epoch_due = ((epoch + 1) % p.measure_every_epochs == 0
+                             or epoch == p.epochs - 1)
+                if p.measure_each_epoch and epoch_due and self.last_measured_step != step:
                     self.measure(lr_at(p, max(step - 1, 0), s.steps_per_epoch))
             return Outcome("completed", f"{p.epochs} epochs, {step} steps", step)
         except StopRequested:

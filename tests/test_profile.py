@@ -19,6 +19,40 @@ def test_bundled_profiles_load_and_validate() -> None:
         assert prof.description, name
 
 
+def test_one_profile_per_figure_says_what_it_takes() -> None:
+    """Figs. 1-7 each have a profile whose comment names the figure, the command and the
+    cost on a CPU and on one GPU, with the paper's SGD for the CNN ones."""
+    names = [n for n in P.bundled_names() if n.startswith("fig")]
+    for fig in range(1, 8):
+        mine = [n for n in names if n.startswith(f"fig{fig}-")]
+        assert mine, f"no profile for Fig. {fig}"
+        for name in mine:
+            text = (P.profiles_dir() / f"{name}.toml").read_text(encoding="utf-8")
+            comment = "\n".join(ln for ln in text.splitlines() if ln.startswith("#"))
+            assert f"Fig. {fig}" in comment, name
+            assert f"sgdtop sweep {name}" in comment or f"sgdtop run {name}" in comment, name
+            assert "GPU" in comment and "CPU" in comment, name
+            prof = P.load(name)
+            if prof.model != "mlp":
+                assert (prof.batch_size, prof.weight_decay) == (128, 5e-4), name
+                assert prof.probe_fraction == 0.05 and prof.probe_cap == 2250, name
+
+
+def test_measure_every_epochs_schedule() -> None:
+    from sgdtop.measure import Emitter
+    from sgdtop.train import prepare, train
+
+    events = []
+    setup = prepare(P.load("smoke", overrides={
+        "epochs": 5, "measure_every_epochs": 2, "first_epoch_every": 0,
+        "measure_at_start": False, "k": 3, "dense_max_params": 0}))
+    train(setup, Emitter(events.append), lambda: False, "t")
+    # 8 steps per epoch: the ends of epochs 2 and 4, and the last epoch (5)
+    assert [ev.step for ev in events if ev.kind == "spectrum"] == [16, 32, 40]
+    with pytest.raises(P.ProfileError, match="measure_every_epochs"):
+        P.load("smoke", overrides={"measure_every_epochs": 0})
+
+
 def test_paper_settings() -> None:
     prof = P.load("resnet32-cifar10")
     assert (prof.batch_size, prof.lr, prof.momentum, prof.weight_decay, prof.k) == (
