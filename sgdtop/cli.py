@@ -576,22 +576,32 @@ def plot(
     out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .png, .svg or .pdf.")],
     kind: Annotated[str, typer.Option(
         help="auto, eigenvalues (Fig. 2), cond (Fig. 1a), dead (Fig. 5), dense (Fig. 1c/d), "
-             "sweep (Fig. 3, from one SWEEP).")
+             "slices (Fig. 7), sweep (Fig. 3, from one SWEEP; the default for a SWEEP). "
+             "Any other kind with one SWEEP draws the sweep's runs.")
     ] = "auto",
     axis: AxisOpt = "epoch",
     runs_dir: RunsDirOpt = None,
 ) -> None:
     """Draw the paper's figures from saved runs or a sweep (needs matplotlib: sgdtop[plot])."""
-    if kind == "sweep" or (kind == "auto" and len(run_refs) == 1
-                           and _sweep_dir(run_refs[0], runs_dir) is not None):
+    sweep_dir = _sweep_dir(run_refs[0], runs_dir) if len(run_refs) == 1 else None
+    if kind == "sweep" or (kind == "auto" and sweep_dir is not None):
         _plot_sweep(run_refs, out, runs_dir)
         return
     _check_axis(axis)
     from sgdtop import plot as plot_mod
 
     if kind not in plot_mod.PLOT_KINDS:
-        fail(f"--kind must be one of {', '.join(plot_mod.PLOT_KINDS)}; got {kind!r}")
-    runs = _runs_events(run_refs, runs_dir)
+        fail(f"--kind must be one of {', '.join(plot_mod.PLOT_KINDS)}, sweep; got {kind!r}")
+    if sweep_dir is not None:  # `sgdtop plot SWEEP --kind cond`: the sweep's runs
+        from sgdtop import sweep as sweep_mod
+        from sgdtop.summary import RunEvents
+
+        dirs = sweep_mod.cell_run_dirs(sweep_mod.load_sweep(sweep_dir))
+        if not dirs:
+            fail(f"sweep {sweep_dir.name} has no runs yet")
+        runs = [RunEvents.from_events(_read(d), path=d) for d in dirs]
+    else:
+        runs = _runs_events(run_refs, runs_dir)
     try:
         path = plot_mod.plot_runs(runs, out, kind, axis=axis)  # type: ignore[arg-type]
     except (plot_mod.PlotUnavailableError, plot_mod.PlotDataError, ValueError) as exc:

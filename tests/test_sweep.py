@@ -9,6 +9,8 @@ import math
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -480,3 +482,23 @@ def test_log_printer_lines() -> None:
         "[ 2/12] c001-lr0.05-b16 failed (run r1): ρ(H) —  test loss 0.5  [boom]",
     ]
     assert set(FINISHED) == {"completed", "diverged"}
+
+
+def test_plot_a_sweeps_runs_with_any_kind(tmp_path: Path) -> None:
+    """`sgdtop plot SWEEP --kind cond` draws the sweep's cell runs (newest attempts)."""
+    pytest.importorskip("matplotlib")
+    sw = _synthetic_sweep(tmp_path)
+    root = sw.path.parent.parent  # <runs>/sweeps/<id> → <runs>
+    out = tmp_path / "cond.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sgdtop", "plot", sw.sweep_id, "--kind", "cond", "--out",
+         str(out), "--runs-dir", str(root)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.stat().st_size > 20_000
+    empty = create_sweep("smoke", {"lr": [0.01, 0.1]}, runs_dir=root)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sgdtop", "plot", empty.sweep_id, "--kind", "cond", "--out",
+         str(tmp_path / "x.png"), "--runs-dir", str(root)], capture_output=True, text=True,
+        timeout=120)
+    assert proc.returncode == 2 and "no runs yet" in proc.stderr
+    assert "Traceback" not in proc.stderr
