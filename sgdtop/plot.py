@@ -16,6 +16,9 @@ Kinds (see :func:`make_figure`):
 - ``"dead"`` (Fig. 5): dead neurons (%) and ρ(H) over training side by side; runs colored
   by η from red (highest) to blue (lowest).
 - ``"dense"`` (Fig. 1c/d): the histogram of each run's last dense spectrum, log counts.
+- ``"generalization"`` (Fig. 1b): one point per run, the final test loss against the final
+  condition number (the exact κ where there is a dense spectrum, else κ_k) and against
+  the final ρ(H); runs colored by η.
 - ``"slices"`` (Fig. 7): the loss along each top eigenvector (columns) at every
   ``loss_slice`` measurement, blue (first) to red (last); one row per run that has them.
 - ``"auto"``: a multi-panel summary of whatever the runs measured: ρ(H), top-10 mean |λ|,
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PLOT_KINDS: Final[tuple[str, ...]] = ("auto", "eigenvalues", "cond", "dead", "dense",
-                                       "slices")
+                                       "generalization", "slices")
 FORMATS: Final[tuple[str, ...]] = (".png", ".svg", ".pdf")
 INSTALL_HINT: Final[str] = "matplotlib is not installed: pip install 'sgdtop[plot]'"
 
@@ -416,6 +419,43 @@ def _fig_dense(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     fig.suptitle("Full Hessian spectrum")
 
 
+def _fig_generalization(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    """Fig. 1b: final test loss against final κ (exact where measured, else κ_k) and
+    against final ρ(H), one point per run, colored by η."""
+    summaries = [summarize(r) for r in runs]
+    colors = run_colors(summaries)
+    labels = run_labels(runs, summaries)
+    exact = all(s.final_dense_cond is not None for s in summaries)
+    k = _k_of(runs, summaries)
+    points = []
+    for s, color, label in zip(summaries, colors, labels, strict=True):
+        kappa = s.final_dense_cond if exact else s.final_cond_k
+        points.append((kappa, s.final_spectral_norm, s.final_test_loss, color, label))
+    usable = [pt for pt in points if pt[2] is not None and math.isfinite(pt[2])]
+    if not usable:
+        raise PlotDataError("no run has a finite final test loss (eval events)")
+    fig.set_size_inches(_WIDTH_IN, 3.0)
+    axes = fig.subplots(1, 2, sharey=True)
+    xlabels = (r"condition number $\kappa$ (exact, last)" if exact
+               else rf"$\kappa_{{{k}}} = |\lambda_1|/|\lambda_{{{k}}}|$ (last)",
+               r"spectral norm $\rho(H)$ (last)")
+    for col, (ax, xlabel) in enumerate(zip(axes, xlabels, strict=True)):
+        xs = []
+        for kappa, rho, loss, color, label in usable:
+            x = kappa if col == 0 else rho
+            if x is None or not math.isfinite(x):
+                continue
+            xs.append(x)
+            ax.scatter([x], [loss], color=color, s=30, zorder=3, label=label if col == 0
+                       else None)
+        if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("test loss (last)")
+    fig.legend(loc="outside right center", fontsize=7.5)
+    fig.suptitle("Curvature at the end of training against test loss")
+
+
 def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     """Fig. 7: per run (rows) and eigenvector (columns), L(θ + t·vᵢ) against t for every
     loss_slice event, colored by time from blue (first) to red (last)."""
@@ -553,6 +593,7 @@ _FIGURES: Final[dict[str, Any]] = {
     "cond": _fig_cond,
     "dead": _fig_dead,
     "dense": _fig_dense,
+    "generalization": _fig_generalization,
     "slices": _fig_slices,
 }
 
