@@ -502,3 +502,25 @@ def test_plot_a_sweeps_runs_with_any_kind(tmp_path: Path) -> None:
         timeout=120)
     assert proc.returncode == 2 and "no runs yet" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_parallel_cells_share_the_cpus() -> None:
+    from sgdtop.sweep import cell_cpu_threads
+
+    assert cell_cpu_threads(1, {}, cpus=16) is None  # one cell: torch's default
+    assert cell_cpu_threads(2, {}, cpus=2) == "1"
+    assert cell_cpu_threads(4, {}, cpus=16) == "4"
+    assert cell_cpu_threads(8, {}, cpus=2) == "1"  # never 0
+    assert cell_cpu_threads(2, {"OMP_NUM_THREADS": "3"}, cpus=16) is None  # the user's own
+
+
+def test_regression_sweeps_show_the_test_loss(tmp_path: Path) -> None:
+    from sgdtop.sweep import cell_rows
+
+    sw = create_sweep("smoke", {"lr": [0.01, 0.05]}, runs_dir=tmp_path, set_items=FAST)
+    result = run_sweep(sw, handle_signals=False)
+    assert result.exit_code == 0
+    rows = cell_rows(summarize_sweep(sw))
+    assert "test loss" in rows[0] and "test acc" not in rows[0]
+    col = rows[0].index("test loss")
+    assert all(float(r[col]) > 0 for r in rows[1:])
