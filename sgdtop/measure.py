@@ -8,7 +8,9 @@ A *measurement* is, on the probe set (DESIGN.md):
 2. for models of at most ``dense_max_params`` trainable parameters, the exact full spectrum
    (:func:`sgdtop.spectrum.dense_spectrum`) → one ``dense_spectrum`` event;
 3. the dead-neuron share on the first probe batch (:func:`sgdtop.probes.dead_neurons`) →
-   one ``neurons`` event (always last: sinks close a measurement on it).
+   one ``neurons`` event (always last: sinks close a measurement on it);
+4. where asked (:func:`emit_loss_slices`), after those: the loss along the top
+   eigenvectors → one ``loss_slice`` event (the paper's Fig. 7).
 
 Measuring is side-effect free: the spectrum and probe functions restore parameters,
 buffers, train/eval mode and ``.grad``; :func:`emit_measurement` also runs them inside
@@ -170,6 +172,34 @@ def emit_measurement(
              layers=[{"name": layer.name, "units": int(layer.units), "dead": int(layer.dead),
                       "dead_pct": float(layer.dead_pct)} for layer in rep.layers])
     return res
+
+
+def emit_loss_slices(
+    emit: Emit,
+    model: nn.Module,
+    loss_fn: LossFn,
+    probe_batches: Batches,
+    result: SpectrumResult,
+    *,
+    lr: float,
+    directions: int = 4,
+    points: int = 21,
+    step: float = 1.0,
+) -> None:
+    """Emit a ``loss_slice``: the probe loss along the top ``directions`` Ritz vectors of
+    ``result`` (at most all k) at distances j·``step``·η, j = −m…m, ``points`` = 2m + 1
+    (:func:`sgdtop.spectrum.loss_slices`). Nothing is emitted when η is unknown (NaN) or
+    not positive: the distances are in units of η. Side-effect free."""
+    from sgdtop.spectrum import loss_slices, slice_distances
+
+    if not (math.isfinite(lr) and lr > 0):
+        return
+    m = min(directions, len(result.eigenvalues))
+    with preserved_rng(probe_batches[0][0].device):
+        sl = loss_slices(model, loss_fn, probe_batches, result.ritz_vectors[:, :m],
+                         slice_distances(lr, points, step), eigenvalues=result.eigenvalues[:m],
+                         lr=lr)
+    emit("loss_slice", **sl.event_fields())
 
 
 def is_classification(outputs: Tensor, targets: Tensor) -> bool:

@@ -58,6 +58,7 @@ from sgdtop.measure import (
     Batches,
     Emitter,
     LossFn,
+    emit_loss_slices,
     emit_measurement,
     evaluate_batches,
     preserved_rng,
@@ -170,6 +171,9 @@ class Monitor:
             default: classification when the probe's targets are integer class indices,
             else regression.
         which, tol, seed, warm_start, max_hvps: Lanczos settings (as the profile keys).
+        slices: with every measurement, also the loss along this many top eigenvectors
+            (a ``loss_slice`` event, the paper's Fig. 7; 0: never), at ``slice_points``
+            distances t = j·``slice_step``·η (needs η: from the optimizer or ``lr``).
         dead_threshold: a unit is dead when its mean |activation| is below this.
         dense_max_params: exact full spectrum for models up to this many parameters.
         measure_at_start: measure once on entering (before the first step).
@@ -210,6 +214,9 @@ class Monitor:
         seed: int = 0,
         warm_start: bool = True,
         max_hvps: int | None = None,
+        slices: int = 0,
+        slice_points: int = 21,
+        slice_step: float = 1.0,
         dead_threshold: float = 1e-3,
         dense_max_params: int = 2000,
         measure_at_start: bool = True,
@@ -226,6 +233,12 @@ class Monitor:
             raise MonitorError(f"task must be 'classification' or 'regression', got {task!r}")
         if which not in ("magnitude", "largest"):
             raise MonitorError(f"which must be 'magnitude' or 'largest', got {which!r}")
+        if slices < 0:
+            raise MonitorError(f"slices must be >= 0 (eigenvectors to slice along), got {slices}")
+        if slices and (slice_points < 3 or slice_points % 2 == 0):
+            raise MonitorError(f"slice_points must be an odd number >= 3, got {slice_points}")
+        if slices and not (slice_step > 0 and math.isfinite(slice_step)):
+            raise MonitorError(f"slice_step must be a positive number, got {slice_step}")
         self.model = model
         self.loss_fn = loss_fn
         self.device = _device_of(model)
@@ -239,6 +252,7 @@ class Monitor:
         self.optimizer = optimizer
         self.which, self.tol, self.seed = which, tol, seed
         self.warm_start, self.max_hvps = warm_start, max_hvps
+        self.slices, self.slice_points, self.slice_step = slices, slice_points, slice_step
         self.dead_threshold, self.dense_max_params = dead_threshold, dense_max_params
         self.measure_at_start, self.measure_at_end = measure_at_start, measure_at_end
         self.step_event_seconds = step_event_seconds
@@ -312,6 +326,8 @@ class Monitor:
             "weight_decay": self.weight_decay, "k": self.k, "every": self.every,
             "which": self.which, "tol": self.tol, "seed": self.seed,
             "warm_start": self.warm_start, "max_hvps": self.max_hvps or 0,
+            "slices": self.slices, "slice_points": self.slice_points,
+            "slice_step": self.slice_step,
             "dead_threshold": self.dead_threshold, "dense_max_params": self.dense_max_params,
             "probe_size": self.probe_size, "probe_batch": len(self.probe_batches[0][0]),
             "device": str(self.device),
@@ -510,6 +526,10 @@ class Monitor:
                 dead_threshold=self.dead_threshold, dense_max_params=self.dense_max_params,
                 max_hvps=self.max_hvps, progress=throttled_progress(emit),
             )
+            if self.slices:
+                emit_loss_slices(emit, self.model, self.loss_fn, self.probe_batches,
+                                 self._warm, lr=eta, directions=self.slices,
+                                 points=self.slice_points, step=self.slice_step)
         except NonFiniteError as exc:  # the weights diverged; the user's loop goes on
             self._diverged = f"measuring at step {self.steps}: {exc}"
             self.log(self._diverged + "; measurements stop", level="warning")

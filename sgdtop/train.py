@@ -34,6 +34,7 @@ from sgdtop import data as data_mod
 from sgdtop.custom import CustomTask, CustomTaskError, is_custom_spec, load_factory, task_data
 from sgdtop.measure import (
     Emitter,
+    emit_loss_slices,
     emit_measurement,
     evaluate_batches,
     throttled_progress,
@@ -314,14 +315,9 @@ class Trainer:
     def slice(self, lr: float) -> None:
         """The loss along the top ``slice_k`` Ritz vectors of the measurement just taken,
         at distances j·slice_step·η, as a ``loss_slice`` event."""
-        from sgdtop.spectrum import loss_slices, slice_distances
-
-        s, p, res = self.s, self.p, self.warm
-        m = min(p.slice_k, len(res.eigenvalues))
-        sl = loss_slices(s.model, s.loss_fn, s.probe_batches, res.ritz_vectors[:, :m],
-                         slice_distances(lr, p.slice_points, p.slice_step),
-                         eigenvalues=res.eigenvalues[:m], lr=lr)
-        self.emit("loss_slice", **sl.event_fields())
+        s, p = self.s, self.p
+        emit_loss_slices(self.emit, s.model, s.loss_fn, s.probe_batches, self.warm, lr=lr,
+                         directions=p.slice_k, points=p.slice_points, step=p.slice_step)
 
     def evaluate(self) -> None:
         train_loss, train_acc = _evaluate(self.s, self.s.probe_batches)

@@ -427,3 +427,24 @@ def test_monitor_is_exported_lazily() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "light" in proc.stdout, proc.stderr
+
+
+def test_loss_slices_from_the_monitor_leave_training_unchanged(tmp_path: Path) -> None:
+    """slices=2: a loss_slice after every measurement whose η is known (the first one,
+    before any step, has η from the optimizer), and training bit for bit the same."""
+    plain, _, _ = train(monitor=False)
+    model, _, mon = train(monitor=True, tmp=tmp_path, slices=2, slice_points=5,
+                          slice_step=0.5)
+    assert mon is not None and mon.run_dir is not None
+    for a, b in zip(plain.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    evs = events_of(mon.run_dir)
+    spectra = [ev.step for ev in evs if ev.kind == "spectrum"]
+    slices = [ev for ev in evs if ev.kind == "loss_slice"]
+    assert [ev.step for ev in slices] == spectra
+    for ev in slices:
+        assert len(ev["losses"]) == 2 and ev["lr"] == 0.1
+        assert ev["distances"] == pytest.approx([-0.1, -0.05, 0.0, 0.05, 0.1])
+    with pytest.raises(MonitorError, match="slice_points"):
+        Monitor(model, nn.CrossEntropyLoss(), probe=[make_data(8).tensors], slices=2,
+                slice_points=4, runs_dir=tmp_path)
