@@ -155,7 +155,7 @@ def run(
             from sgdtop.tui.app import run_live
 
             try:
-                run_live(feed)
+                run_live(feed, quit_when_ended=lambda: stopper.terminated)
             finally:
                 feed.close()
         else:
@@ -177,6 +177,7 @@ class _Stopper:
     def __init__(self) -> None:
         self.count = 0
         self.feed: Any = None
+        self.terminated = False  # a SIGTERM came: the live view quits once the run ends
 
     def attach(self, feed: Any) -> None:
         self.feed = feed
@@ -187,6 +188,8 @@ class _Stopper:
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        if signum == signal.SIGTERM:
+            self.terminated = True
         if self.count == 1:
             sys.stderr.write("sgdtop: stopping the trainer (again to kill it)...\n")
         if self.feed is not None:

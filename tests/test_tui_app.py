@@ -189,6 +189,25 @@ def test_live_q_after_the_end_quits_at_once() -> None:
     assert feed.stop_calls == 0 and app.return_value == "completed"
 
 
+def test_after_a_sigterm_the_view_quits_when_the_run_ends() -> None:
+    """`sgdtop run` got SIGTERM (nobody may be at the terminal): the trainer was asked to
+    stop; once its stream ends the live view quits by itself, without a q."""
+    terminated = [False]
+    feed = ListFeed(normal_run(end=False), hold=True)
+    app = SgdtopApp(LiveSource(feed, quit_when_ended=lambda: terminated[0]))
+
+    async def body(app: SgdtopApp, pilot: Pilot[str | None]) -> None:
+        await wait_for(pilot, lambda: app.caught_up and app.state.step == 500)
+        terminated[0] = True
+        await pilot.pause(0.3)
+        assert app.is_running  # the run has not ended yet
+        feed.stop()  # what the signal handler does: the trainer writes run_end, exits
+        await wait_for(pilot, lambda: not app.is_running)
+
+    drive(app, body)
+    assert app.return_value == "interrupted"
+
+
 def test_watch_q_never_stops_the_trainer() -> None:
     feed = ListFeed(normal_run(end=False), hold=True)
     app = SgdtopApp(LiveSource(feed, stoppable=False))

@@ -60,10 +60,13 @@ CHART_MIN_INTERVAL_S: Final[float] = 0.5
 @dataclass(frozen=True, slots=True)
 class LiveSource:
     """A run being trained (``stoppable``: ``q`` asks the trainer to stop) or followed
-    (``stoppable=False``: ``q`` only quits)."""
+    (``stoppable=False``: ``q`` only quits). ``quit_when_ended``, when it returns True,
+    makes the app quit by itself once the feed has ended (e.g. after a SIGTERM that
+    stopped the trainer: nobody may be there to press q)."""
 
     feed: EventFeed
     stoppable: bool = True
+    quit_when_ended: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +313,12 @@ class SgdtopApp(App[str | None]):
             self._drain_inbox(reset_wake=True)
             self._fold_backlog(INGEST_BUDGET_S)
             self._finish_feed()
+            source = self.source
+            if (self.feed_finished and isinstance(source, LiveSource)
+                    and source.quit_when_ended is not None and source.quit_when_ended()):
+                self._render(force=True)
+                self.exit(self.final_status)
+                return
         self._render(throttle=True)
 
     def _replay_catch_up(self, budget: float | None) -> None:
@@ -516,12 +525,14 @@ class SgdtopApp(App[str | None]):
 # -- entry points (called by the CLI) ------------------------------------------------------
 
 
-def run_live(feed: EventFeed) -> str | None:
+def run_live(feed: EventFeed, *, quit_when_ended: Callable[[], bool] | None = None,
+             ) -> str | None:
     """Show a live run until the user quits; returns run_end's status, or None when the
     run did not end with one. The first ``q`` asks the trainer to stop cleanly
-    (``feed.stop()``); a second ``q``, or a ``q`` after the end, quits. The feed is always
-    closed on the way out."""
-    app = SgdtopApp(LiveSource(feed, stoppable=True))
+    (``feed.stop()``); a second ``q``, or a ``q`` after the end, quits; so does the end of
+    the feed once ``quit_when_ended()`` is True. The feed is always closed on the way
+    out."""
+    app = SgdtopApp(LiveSource(feed, stoppable=True, quit_when_ended=quit_when_ended))
     try:
         app.run()
     finally:
