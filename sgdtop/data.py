@@ -33,6 +33,7 @@ import copy
 import itertools
 import math
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -202,6 +203,21 @@ def _apply_teacher(x: Tensor, weights: list[Tensor]) -> Tensor:
     return h
 
 
+def _generated_task(
+    name: str, task: str, draw: Callable[[int, int], TensorDataset], n_train: int,
+    n_test: int, seed: int,
+    probe_size: int, *, num_outputs: int, in_features: int | None,
+) -> TaskData:
+    """A generated task: ``draw(n, stream)`` gives the training and test sets from their
+    own streams of ``seed``; the probe set is drawn from the probe stream."""
+    train = draw(n_train, _STREAM_TRAIN)
+    test = draw(n_test, _STREAM_TEST)
+    indices = draw_probe_indices(n_train, probe_size, seed)
+    return TaskData(name=name, task=task, train=train, test=test,
+                    probe=Subset(train, list(indices)), probe_indices=indices,
+                    num_outputs=num_outputs, in_features=in_features)
+
+
 def teacher_student(
     *,
     n_train: int,
@@ -282,19 +298,8 @@ def teacher_student(
         y = _apply_teacher(x, weights) + noise
         return TensorDataset(x.float(), y.float())
 
-    train = draw(n_train, _STREAM_TRAIN)
-    test = draw(n_test, _STREAM_TEST)
-    indices = draw_probe_indices(n_train, probe_size, seed)
-    return TaskData(
-        name="teacher-student",
-        task="regression",
-        train=train,
-        test=test,
-        probe=Subset(train, list(indices)),
-        probe_indices=indices,
-        num_outputs=out_dim,
-        in_features=d,
-    )
+    return _generated_task("teacher-student", "regression", draw, n_train, n_test, seed,
+                           probe_size, num_outputs=out_dim, in_features=d)
 
 
 def gratings(
@@ -357,19 +362,8 @@ def gratings(
                                                     dtype=torch.float64)
         return TensorDataset(images.float(), labels)
 
-    train = draw(n_train, _STREAM_TRAIN)
-    test = draw(n_test, _STREAM_TEST)
-    indices = draw_probe_indices(n_train, probe_size, seed)
-    return TaskData(
-        name="gratings",
-        task="classification",
-        train=train,
-        test=test,
-        probe=Subset(train, list(indices)),
-        probe_indices=indices,
-        num_outputs=num_classes,
-        in_features=None,
-    )
+    return _generated_task("gratings", "classification", draw, n_train, n_test, seed,
+                           probe_size, num_outputs=num_classes, in_features=None)
 
 
 def cifar_transforms(name: str, *, augment: bool = True) -> tuple[Any, Any]:

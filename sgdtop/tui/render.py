@@ -244,7 +244,7 @@ def status_text(status: str, message: str = "", *, verbose: bool = False) -> Tex
     return out
 
 
-def _fit(parts: Sequence[Text], width: int, sep: str = "  ") -> Text:
+def fit_parts(parts: Sequence[Text], width: int, sep: str = "  ") -> Text:
     """Join the parts that fit in ``width`` (later parts are dropped first)."""
     out = Text(no_wrap=True, overflow="ellipsis")
     for i, part in enumerate(parts):
@@ -289,7 +289,7 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
         ident.append(_pair("on", info.device))
     else:
         ident.append(Text("waiting for run_start…", style=DIM))
-    left = _fit(ident, max(0, width - right.cell_len - 1), sep)
+    left = fit_parts(ident, max(0, width - right.cell_len - 1), sep)
     line1 = Text(no_wrap=True, overflow="crop")
     line1.append_text(left)
     line1.append(" " * max(1, width - left.cell_len - right.cell_len))
@@ -312,7 +312,7 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
         thru.append(fmt_count(view.examples_per_s), "bold")
         thru.append(" ex/s", DIM)
         parts.append(thru)
-    line2 = _fit(parts, width, "   " if width >= 100 else "  ")
+    line2 = fit_parts(parts, width, "   " if width >= 100 else "  ")
     return Text("\n").join([line1, line2])
 
 
@@ -655,13 +655,19 @@ def chart_legend(view: ChartView | None, *, log: bool, width: int = 200) -> str:
         f"{ramp} [{LOSS_COLOR}]— loss[/] [{LIMIT_COLOR}]┈ limit[/] · {scale}",
         f"{ramp} · {scale}",
     )
-    for markup in candidates:
-        if Text.from_markup(markup).cell_len <= width - 4:
-            return markup
-    return candidates[-1]
+    return first_fitting(candidates, width - 4)
 
 
 _SUB: Final = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def first_fitting(candidates: Sequence[str], width: int) -> str:
+    """The first Rich markup of ``candidates`` (longest first) whose text fits ``width``
+    cells, else the last one."""
+    for markup in candidates:
+        if Text.from_markup(markup).cell_len <= width:
+            return markup
+    return candidates[-1]
 
 
 # -- several runs in one chart (sgdtop compare) --------------------------------------
@@ -814,10 +820,7 @@ def slices_legend(view: SliceView | None, width: int = 200) -> str:
         f"loss along vᵢ {ramp} [{QUADRATIC_COLOR}]— quadratic[/] · ±{span:.3g}{eta}",
         f"loss along vᵢ {ramp}",
     )
-    for markup in candidates:
-        if Text.from_markup(markup).cell_len <= width - 4:
-            return markup
-    return candidates[-1]
+    return first_fitting(candidates, width - 4)
 
 
 def slices_text(view: SliceView | None, width: int, height: int) -> Text:

@@ -294,22 +294,6 @@ def _pair(label: str, value: str, style: str = "bold") -> Text:
     return out
 
 
-def _join(parts: Sequence[Text], width: int, sep: str = "  ") -> Text:
-    """The parts that fit in ``width``, in order (later ones dropped first)."""
-    out = Text(no_wrap=True, overflow="ellipsis")
-    for i, part in enumerate(parts):
-        extra = (len(sep) if i else 0) + part.cell_len
-        if out.cell_len + extra > width:
-            if i == 0:
-                out.append_text(part)
-                out.truncate(width, overflow="ellipsis")
-            break
-        if i:
-            out.append(sep)
-        out.append_text(part)
-    return out
-
-
 def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float | None,
                 jobs: int, width: int) -> Text:
     """Two lines: ``sgdtop sweep``, the id, profile and jobs, the elapsed time and the
@@ -320,7 +304,7 @@ def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float |
     right.truncate(max(10, width // 2), overflow="ellipsis")
     ident = [Text(" sgdtop sweep ", style="bold reverse"), Text(sweep.sweep_id, style="bold"),
              _pair("profile", profile_label(sweep.profile), ""), _pair("jobs", str(jobs))]
-    left = _join(ident, max(0, width - right.cell_len - 1))
+    left = render.fit_parts(ident, max(0, width - right.cell_len - 1))
     line1 = Text(no_wrap=True, overflow="crop")
     line1.append_text(left)
     line1.append(" " * max(1, width - left.cell_len - right.cell_len))
@@ -340,9 +324,9 @@ def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float |
     if counts.interrupted:
         parts.append(count(counts.interrupted, "interrupted", "interrupted"))
     parts.append(count(counts.failed, "failed", "failed"))
-    line2 = _join(parts, width)
+    line2 = render.fit_parts(parts, width)
     if len(line2.plain) < len("  ".join(p.plain for p in parts)):
-        line2 = _join(parts, width, " ")  # narrow: one space between the counts
+        line2 = render.fit_parts(parts, width, " ")  # narrow: one space between the counts
     return Text("\n").join([line1, line2])
 
 
