@@ -578,7 +578,8 @@ def plot(
     run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to draw.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Image file: .png, .svg or .pdf.")],
     kind: Annotated[str, typer.Option(
-        help="auto, eigenvalues (Fig. 2), cond (Fig. 1a), generalization (Fig. 1b), "
+        help="auto, eigenvalues (Fig. 2), rho-vs-loss (Fig. 2 at equal loss), cond (Fig. "
+             "1a), generalization (Fig. 1b), "
              "dead (Fig. 5), dense (Fig. 1c/d), slices (Fig. 7), sweep (Fig. 3, from one "
              "SWEEP; the default for a SWEEP). "
              "Any other kind with one SWEEP draws the sweep's runs.")

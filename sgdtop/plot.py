@@ -19,6 +19,9 @@ Kinds (see :func:`make_figure`):
 - ``"generalization"`` (Fig. 1b): one point per run, the final test loss against the final
   condition number (the exact κ where there is a dense spectrum, else κ_k) and against
   the final ρ(H); runs colored by η.
+- ``"rho-vs-loss"`` (Fig. 2, "even for the same loss value"): ρ(H) against the training
+  loss measured at the same step (epoch ends), one line per run colored by η: at equal
+  loss, the runs' curvatures side by side.
 - ``"slices"`` (Fig. 7): the loss along each top eigenvector (columns) at every
   ``loss_slice`` measurement, blue (first) to red (last); one row per run that has them.
 - ``"auto"``: a multi-panel summary of whatever the runs measured: ρ(H), top-10 mean |λ|,
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 PLOT_KINDS: Final[tuple[str, ...]] = ("auto", "eigenvalues", "cond", "dead", "dense",
-                                       "generalization", "slices")
+                                       "generalization", "rho-vs-loss", "slices")
 FORMATS: Final[tuple[str, ...]] = (".png", ".svg", ".pdf")
 INSTALL_HINT: Final[str] = "matplotlib is not installed: pip install 'sgdtop[plot]'"
 
@@ -456,6 +459,50 @@ def _fig_generalization(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> N
     fig.suptitle("Curvature at the end of training against test loss")
 
 
+def rho_at_train_loss(run: RunEvents) -> tuple[np.ndarray, np.ndarray]:
+    """(training loss, ρ(H)) pairs: each spectrum event with an eval event at the same
+    step (the trainer evaluates at the end of an epoch, then measures), in step order."""
+    losses: dict[int, float] = {}
+    for ev in run.events:
+        if ev.kind == "eval" and ev.step is not None:
+            value = ev.get("train_loss")
+            if isinstance(value, int | float):
+                losses[ev.step] = float(value)
+    pairs = [(losses[ev.step], float(ev.get("spectral_norm", math.nan)))
+             for ev in run.events
+             if ev.kind == "spectrum" and ev.step is not None and ev.step in losses]
+    if not pairs:
+        return np.array([]), np.array([])
+    x, y = zip(*pairs, strict=True)
+    return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+
+def _fig_rho_vs_loss(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
+    """ρ(H) against the training loss at the same step, one line per run."""
+    summaries = [summarize(r) for r in runs]
+    colors = run_colors(summaries)
+    labels = run_labels(runs, summaries)
+    fig.set_size_inches(4.8, 3.4)
+    ax = fig.subplots()
+    drawn = []
+    for run, color, label in zip(runs, colors, labels, strict=True):
+        x, y = rho_at_train_loss(run)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.any():
+            ax.plot(x[ok], y[ok], color=color, marker="o", markersize=3, lw=1.2, label=label)
+            ax.plot(x[ok][-1:], y[ok][-1:], color=color, marker="s", markersize=5)
+            drawn.append(y[ok])
+    if not drawn:
+        raise PlotDataError("no spectrum measured at the step of an evaluation (the trainer "
+                            "measures right after each epoch's evaluation)")
+    _maybe_log(ax, drawn)
+    ax.invert_xaxis()  # training goes from left (high loss) to right (low loss)
+    ax.set_xlabel("training loss (probe set; decreasing →)")
+    ax.set_ylabel(r"spectral norm $\rho(H)$")
+    ax.legend(fontsize=7.5)
+    fig.suptitle("Curvature at equal training loss (square: end of training)")
+
+
 def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     """Fig. 7: per run (rows) and eigenvector (columns), L(θ + t·vᵢ) against t for every
     loss_slice event, colored by time from blue (first) to red (last)."""
@@ -594,6 +641,7 @@ _FIGURES: Final[dict[str, Any]] = {
     "dead": _fig_dead,
     "dense": _fig_dense,
     "generalization": _fig_generalization,
+    "rho-vs-loss": _fig_rho_vs_loss,
     "slices": _fig_slices,
 }
 

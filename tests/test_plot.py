@@ -145,3 +145,26 @@ def test_regression_runs_skip_the_accuracy_panel() -> None:
     fig = make_figure([RunEvents("reg", events)], "auto")
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["(a) loss"]
+
+
+def test_rho_is_paired_with_the_training_loss_of_the_same_step() -> None:
+    from sgdtop.plot import rho_at_train_loss
+
+    def ev(kind: str, step: int, **f: object):
+        return make_event(kind, float(step), step=step, epoch=0, **f)
+
+    spec = {"eigenvalues": [1.0], "residuals": [0.0], "converged": [True], "cond_k": 1.0,
+            "lr": 0.1, "momentum": 0.0, "eta_lambda1": 0.1, "stability_limit": 20.0,
+            "hvps": 1, "seconds": 0.1, "warm": False}
+    acc = {"train_acc": 0.5, "test_loss": 1.0, "test_acc": 0.5}
+    run = RunEvents.from_events([
+        ev("spectrum", 0, spectral_norm=5.0, **spec),  # no eval at step 0: left out
+        ev("eval", 10, train_loss=0.9, **acc), ev("spectrum", 10, spectral_norm=7.0, **spec),
+        ev("spectrum", 15, spectral_norm=8.0, **spec),  # between evals: left out
+        ev("eval", 20, train_loss=0.4, **acc), ev("spectrum", 20, spectral_norm=3.0, **spec),
+    ])
+    x, y = rho_at_train_loss(run)
+    assert x.tolist() == [0.9, 0.4] and y.tolist() == [7.0, 3.0]
+    with pytest.raises(PlotDataError, match="evaluation"):
+        make_figure([RunEvents.from_events([ev("spectrum", 0, spectral_norm=5.0, **spec)])],
+                    "rho-vs-loss")
