@@ -112,6 +112,9 @@ class TaskData:
         num_outputs: number of classes, or the output dimension for regression.
         in_features: input dimension of the vector tasks (300 for teacher-student); None
             for images (3×32×32).
+        augment: for in-memory training sets, a function ``augment(inputs, generator)``
+            the trainer applies to every training batch (never to the probe or test set);
+            None: none (CIFAR augments inside its dataset's transform instead).
     """
 
     name: str
@@ -122,6 +125,7 @@ class TaskData:
     probe_indices: tuple[int, ...]
     num_outputs: int
     in_features: int | None
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
@@ -204,7 +208,7 @@ def _apply_teacher(x: Tensor, weights: list[Tensor]) -> Tensor:
 
 
 def _generated_task(
-    name: str, task: str, draw: Callable[[int, int], TensorDataset], n_train: int,
+    name: str, task: str, draw: Callable[..., TensorDataset], n_train: int,
     n_test: int, seed: int,
     probe_size: int, *, num_outputs: int, in_features: int | None,
 ) -> TaskData:
@@ -309,6 +313,7 @@ def gratings(
     num_classes: int = 10,
     size: int = 16,
     pixel_noise: float = 1.0,
+    fresh_noise: bool = False,
     seed: int = 0,
     probe_size: int,
 ) -> TaskData:
@@ -319,14 +324,21 @@ def gratings(
     3×``size``×``size`` image colour_c · sin(2π/5 · (x cos θ_c + y sin θ_c) + φ) with a
     random phase φ ~ U(0, 2π), plus N(0, ``pixel_noise``²) noise on every pixel (the
     signal amplitude is at most 1). Labels are balanced (up to one) and shuffled. With
-    C = 10 neighbouring orientations are 18° apart, so at ``pixel_noise`` 1 the task is
-    learnable but not trivial, and the test accuracy says how well.
+    C = 10 neighbouring orientations are 18° apart.
+
+    With ``fresh_noise`` the training set holds the clean gratings and the trainer draws
+    new pixel noise for every batch (``TaskData.augment``, from the trainer's seeded
+    generator) — the role data augmentation plays for CIFAR: a finite training set whose
+    noise a network cannot memorise, so the training loss stays above the task's Bayes
+    error instead of reaching 0 within a few epochs. The probe set is then a fixed noisy
+    draw of the probe examples (the measured loss is a fixed function), like the test set.
 
     Args:
         n_train, n_test: examples in the training and test sets.
         num_classes: C ≥ 2.
         size: image side in pixels (≥ 8; VGG11 needs 32).
         pixel_noise: standard deviation of the Gaussian pixel noise, ≥ 0.
+        fresh_noise: draw the training images' noise anew for every batch (see above).
         seed: non-negative seed (classes, training and test draws, probe indices).
         probe_size: training examples in the probe set.
 
@@ -350,7 +362,7 @@ def gratings(
     coords = torch.arange(size, dtype=torch.float64)
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
 
-    def draw(n: int, stream: int) -> TensorDataset:
+    def draw(n: int, stream: int, *, noisy: bool = True) -> TensorDataset:
         g = _generator(seed, stream)
         labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
         phase = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
@@ -358,12 +370,24 @@ def gratings(
         proj = torch.cos(a)[:, None, None] * xx + torch.sin(a)[:, None, None] * yy
         wave = torch.sin(2 * math.pi / 5 * proj + phase[:, None, None])
         images = colours[labels].double()[:, :, None, None] * wave[:, None]
-        images = images + pixel_noise * torch.randn(images.shape, generator=g,
-                                                    dtype=torch.float64)
-        return TensorDataset(images.float(), labels)
+        noise = pixel_noise * torch.randn(images.shape, generator=g, dtype=torch.float64)
+        return TensorDataset((images + noise if noisy else images).float(), labels)
 
-    return _generated_task("gratings", "classification", draw, n_train, n_test, seed,
-                           probe_size, num_outputs=num_classes, in_features=None)
+    if not fresh_noise:
+        return _generated_task("gratings", "classification", draw, n_train, n_test, seed,
+                               probe_size, num_outputs=num_classes, in_features=None)
+    clean = draw(n_train, _STREAM_TRAIN, noisy=False)
+    noisy = draw(n_train, _STREAM_TRAIN)  # the same gratings, one fixed noise draw
+    indices = draw_probe_indices(n_train, probe_size, seed)
+
+    def add_noise(x: Tensor, generator: torch.Generator) -> Tensor:
+        noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
+        return x + pixel_noise * noise.to(x.device)
+
+    return TaskData(name="gratings", task="classification", train=clean,
+                    test=draw(n_test, _STREAM_TEST), probe=Subset(noisy, list(indices)),
+                    probe_indices=indices, num_outputs=num_classes, in_features=None,
+                    augment=add_noise)
 
 
 def cifar_transforms(name: str, *, augment: bool = True) -> tuple[Any, Any]:

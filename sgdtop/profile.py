@@ -63,6 +63,7 @@ class Profile:
     num_classes: int = 10  # gratings: classes
     image_size: int = 16  # gratings: image side, pixels (VGG11 needs 32)
     pixel_noise: float = 1.0  # gratings: std of the Gaussian pixel noise (signal ≤ 1)
+    fresh_noise: bool = False  # gratings: new training noise every batch (augmentation)
     # --- optimization
     epochs: int = 200
     batch_size: int = 128  # S, examples per SGD step

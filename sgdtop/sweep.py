@@ -269,7 +269,9 @@ def sweep_id_for(profile: str, set_items: Sequence[str],
 class Sweep:
     """A sweep directory and what ``sweep.json`` says: the ``profile`` (a bundled name or
     an absolute .toml path), the base overrides ``set_items`` (``key=value``, as given to
-    ``--set``), the ``axes`` and the ``cells``."""
+    ``--set``), the ``axes`` and the ``cells``; ``resolved``: the profile as it resolved
+    when the sweep was planned (the base overrides applied, before the axes), so that a
+    resume can tell when the profile file has changed since (None in older sweeps)."""
 
     path: Path
     sweep_id: str
@@ -278,6 +280,7 @@ class Sweep:
     axes: dict[str, list[float | int]]
     cells: list[Cell]
     created: str
+    resolved: dict[str, Any] | None = None
 
     @property
     def runs_dir(self) -> Path:
@@ -317,6 +320,7 @@ class Sweep:
             "profile": self.profile, "set": list(self.set_items),
             "overrides": profile_mod.parse_set(self.set_items),
             "axes": {k: list(v) for k, v in self.axes.items()},
+            "resolved_profile": self.resolved,
             "cells": [c.to_dict() for c in self.cells],
         }
 
@@ -382,6 +386,7 @@ def create_sweep(
             profile_mod.load(profile, overrides={**base, **cell.settings})
         except profile_mod.ProfileError as exc:
             raise SweepError(f"{cell.label()}: {exc}" if len(cells) > 1 else str(exc)) from None
+    resolved = _resolved(profile, base)
     sid = sweep_id or sweep_id_for(profile, set_items, axes_l)
     if not sid or "/" in sid or os.sep in sid or sid.startswith(".") or ".." in sid:
         raise SweepError(f"{sid!r} is not a sweep id (a plain directory name)")
@@ -391,10 +396,17 @@ def create_sweep(
         if not existing.same_spec(profile, set_items, axes_l):
             raise SweepError(f"sweep {sid} in {path.parent} was planned with other settings; "
                              "choose another id")
+        changed = _changed_fields(existing.resolved, resolved)
+        if changed:
+            raise SweepError(
+                f"profile {Path(profile).stem} has changed since sweep {sid} was planned "
+                f"({changed}): its finished cells would not match new ones; start a new "
+                "sweep with --name NAME (or restore the profile to resume)")
         return existing
     sweep = Sweep(path=path, sweep_id=sid, profile=profile, set_items=set_items,
                   axes=axes_l, cells=cells,
-                  created=datetime.now(UTC).astimezone().isoformat(timespec="seconds"))
+                  created=datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+                  resolved=resolved)
     try:
         sweep.runs_dir.mkdir(parents=True, exist_ok=True)
         sweep.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -402,6 +414,30 @@ def create_sweep(
     except OSError as exc:
         raise SweepError(f"cannot write the sweep into {path}: {exc.strerror or exc}") from None
     return sweep
+
+
+def _resolved(profile: str, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile with the base overrides, as a JSON-comparable dict (the cells' axes
+    are applied on top of it)."""
+    resolved = profile_mod.load(profile, overrides=dict(base)).to_dict()
+    return json.loads(json.dumps(resolved))
+
+
+def _changed_fields(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> str:
+    """``"key old → new, ..."`` for the fields that differ (at most three named), or ""
+    when nothing does or ``before`` is unknown. A field new in this version of sgdtop
+    (absent before) counts as unchanged when it holds its default."""
+    if before is None:
+        return ""
+    defaults = profile_mod.Profile().to_dict()
+    diffs = []
+    for key in sorted(set(before) | set(now)):
+        old = before.get(key, defaults.get(key))
+        new = now.get(key, defaults.get(key))
+        if key != "name" and old != new:
+            diffs.append(f"{key} {old!r} → {new!r}")
+    more = f", +{len(diffs) - 3} more" if len(diffs) > 3 else ""
+    return ", ".join(diffs[:3]) + more
 
 
 def is_sweep_dir(path: Path) -> bool:
@@ -431,7 +467,8 @@ def load_sweep(path: str | Path) -> Sweep:
         return Sweep(path=path, sweep_id=str(data["sweep_id"]), profile=str(data["profile"]),
                      set_items=[str(s) for s in data["set"]],
                      axes={k: list(v) for k, v in data["axes"].items()}, cells=cells,
-                     created=str(data.get("created", "")))
+                     created=str(data.get("created", "")),
+                     resolved=data.get("resolved_profile"))
     except (KeyError, TypeError, ValueError) as exc:
         raise SweepError(f"{path / SWEEP_FILE} is malformed: {exc!r}") from None
 

@@ -102,7 +102,8 @@ def _load_task(p: Profile) -> data_mod.TaskData:
         probe = data_mod.probe_size_for(p.n_train, p.probe_fraction, p.probe_cap)
         return data_mod.gratings(
             n_train=p.n_train, n_test=p.n_test, num_classes=p.num_classes, size=p.image_size,
-            pixel_noise=p.pixel_noise, seed=p.seed, probe_size=probe)
+            pixel_noise=p.pixel_noise, fresh_noise=p.fresh_noise, seed=p.seed,
+            probe_size=probe)
     n = p.train_subset or 50_000
     probe = data_mod.probe_size_for(n, p.probe_fraction, p.probe_cap)
     try:
@@ -226,7 +227,9 @@ def lr_at(p: Profile, step: int, steps_per_epoch: int) -> float:
 def _train_batches(setup: Setup, gen: torch.Generator) -> Iterator[tuple[torch.Tensor,
                                                                         torch.Tensor]]:
     """One epoch of shuffled training batches on the device. In-memory tensor data is
-    indexed directly (no DataLoader overhead); image data goes through a DataLoader."""
+    indexed directly (no DataLoader overhead), each batch passed through the task's
+    ``augment`` if it has one (drawing from ``gen``); image data goes through a
+    DataLoader."""
     p, ds = setup.profile, setup.task.train
     if isinstance(ds, torch.utils.data.TensorDataset):
         xs, ys = ds.tensors
@@ -234,9 +237,10 @@ def _train_batches(setup: Setup, gen: torch.Generator) -> Iterator[tuple[torch.T
             xs, ys = xs.to(setup.device), ys.to(setup.device)
             ds.tensors = (xs, ys)
         perm = torch.randperm(len(xs), generator=gen).to(setup.device)
+        augment = setup.task.augment
         for i in range(0, len(xs), p.batch_size):
             idx = perm[i:i + p.batch_size]
-            yield xs[idx], ys[idx]
+            yield (xs[idx] if augment is None else augment(xs[idx], gen)), ys[idx]
         return
     cuda = setup.device.type == "cuda"
     loader = torch.utils.data.DataLoader(

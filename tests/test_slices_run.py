@@ -222,3 +222,23 @@ def test_bad_model_data_pair_is_one_line_on_the_cli(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0 and "vector inputs" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_gratings_with_fresh_noise() -> None:
+    """fresh_noise: clean training images, new noise per batch from the trainer's
+    generator (reproducible), a fixed noisy probe set."""
+    d = data_mod.gratings(n_train=40, n_test=10, num_classes=4, size=8, pixel_noise=2.0,
+                          fresh_noise=True, seed=1, probe_size=4)
+    plain = data_mod.gratings(n_train=40, n_test=10, num_classes=4, size=8, pixel_noise=2.0,
+                              seed=1, probe_size=4)
+    x, _ = d.train.tensors  # type: ignore[attr-defined]
+    assert float(x.abs().max()) <= 1.0  # clean
+    assert d.augment is not None and plain.augment is None
+    a = d.augment(x[:5], torch.Generator().manual_seed(0))
+    b = d.augment(x[:5], torch.Generator().manual_seed(0))
+    c = d.augment(x[:5], torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert 1.5 < float((a - x[:5]).std()) < 2.5
+    probe_x = torch.stack([d.probe[i][0] for i in range(len(d.probe))])
+    plain_x = torch.stack([plain.probe[i][0] for i in range(len(plain.probe))])
+    assert torch.equal(probe_x, plain_x)  # the probe: one fixed noisy draw

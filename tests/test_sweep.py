@@ -524,3 +524,25 @@ def test_regression_sweeps_show_the_test_loss(tmp_path: Path) -> None:
     assert "test loss" in rows[0] and "test acc" not in rows[0]
     col = rows[0].index("test loss")
     assert all(float(r[col]) > 0 for r in rows[1:])
+
+
+def test_a_changed_profile_is_not_resumed_silently(tmp_path: Path) -> None:
+    """The finished cells of a sweep were trained with the profile as it was; after the
+    file changes, the same command is refused with the changed field named, unless the
+    file is restored. A sweep.json from before resolved profiles were stored resumes."""
+    prof = tmp_path / "mine.toml"
+    prof.write_text('model = "mlp"\ndataset = "teacher-student"\nepochs = 1\n'
+                    'n_train = 64\ninput_dim = 8\nhidden = [4]\n', encoding="utf-8")
+    sw = create_sweep(str(prof), {"lr": [0.01, 0.1]}, runs_dir=tmp_path / "runs")
+    assert sw.resolved is not None and sw.resolved["epochs"] == 1
+    assert create_sweep(str(prof), {"lr": [0.01, 0.1]}, runs_dir=tmp_path / "runs").path == sw.path
+    prof.write_text(prof.read_text().replace("epochs = 1", "epochs = 3"), encoding="utf-8")
+    with pytest.raises(SweepError, match=r"changed since .*epochs 1 → 3.*--name"):
+        create_sweep(str(prof), {"lr": [0.01, 0.1]}, runs_dir=tmp_path / "runs")
+    other = create_sweep(str(prof), {"lr": [0.01, 0.1]}, runs_dir=tmp_path / "runs",
+                         sweep_id="mine-3-epochs")
+    assert other.path != sw.path and other.resolved["epochs"] == 3  # type: ignore[index]
+    data = json.loads((sw.path / "sweep.json").read_text(encoding="utf-8"))
+    del data["resolved_profile"]  # written by an older sgdtop
+    (sw.path / "sweep.json").write_text(json.dumps(data), encoding="utf-8")
+    assert create_sweep(str(prof), {"lr": [0.01, 0.1]}, runs_dir=tmp_path / "runs").path == sw.path
