@@ -4,19 +4,19 @@
 #     bash docs/make_figures.sh [RUNS_DIR]        # default: ./runs
 #
 # The runs come from the commands in docs/reproduction.md ("Commands"), run with
-# --runs-dir RUNS_DIR. A sweep's id is a hash of its profile, overrides and axes, so the
-# same commands give the same ids on any machine. Needs matplotlib (sgdtop[plot]).
+# --runs-dir RUNS_DIR; their sweeps are named with --name, as below. Needs matplotlib
+# (sgdtop[plot]).
 set -euo pipefail
 R=${1:-runs}
 F=docs/figures
 mkdir -p "$F"
 p() { sgdtop plot "$@" --runs-dir "$R"; }
 
-FIG1=fig1-mlp-lr-conditioning-1b7e3f7d
-FIG1FULL=fig1-mlp-full-spectrum-a1dedf40
-LR=resnet20-gratings-cpu-396761bf
-BS=resnet20-gratings-cpu-6cf677d3
-MOM=resnet20-gratings-cpu-b6cec9ff
+FIG1=mlp-lr
+FIG1FULL=mlp-full
+LR=cnn-lr
+BS=cnn-batch
+MOM=cnn-momentum
 
 p "$FIG1" --kind cond -o "$F/fig1a-mlp-condition-number.png"
 p "$FIG1" --kind generalization -o "$F/fig1b-mlp-kappa-vs-test-loss.png"
@@ -30,6 +30,7 @@ p "$BS" --kind eigenvalues -o "$F/fig2-cnn-eigenvalues-by-batch.png"
 p "$LR" -o "$F/fig3-cnn-rho-vs-inverse-lr.png"
 p "$BS" -o "$F/fig3-cnn-rho-vs-batch.png"
 sgdtop plot latest --runs-dir "$R/fig4" --kind eigenvalues --axis step -o "$F/fig4-cnn-first-epoch.png"
+p "$FIG1" --kind dead -o "$F/fig5-mlp-dead-neurons.png"
 p "$LR" --kind dead -o "$F/fig5-cnn-dead-neurons.png"
 p "$MOM" --kind auto -o "$F/fig6-cnn-momentum.png"
 sgdtop plot latest --runs-dir "$R/fig7" --kind slices -o "$F/fig7-cnn-loss-slices.png"

@@ -1346,7 +1346,8 @@ def _draw_panel(ax: Axes, fits: Sequence[SweepFit], x_axis: str) -> None:
             ax.set_yscale("log")
     ax.set_xlabel({"inv_lr": r"$1/\eta$", "batch_size": "batch size $S$"}[x_axis])
     ax.set_ylabel(r"time average over training")
-    ax.legend(loc="best", fontsize=7)
+    # Below the axes: "best" put it over a point of a 5-cell sweep.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False)
 
 
 def plot_sweep(
