@@ -49,6 +49,7 @@ REQUIRED_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     # eta_lambda1 = η·λ₁ (λ₁ the signed top eigenvalue); stability_limit = 2(1+β)/η, the
     # largest curvature gradient descent with momentum β is stable on; hvps and seconds:
     # the measurement's cost; warm: whether it started from the previous Ritz vectors.
+    # Optional: batch_norm, "running" (eval mode) or "batch" (probe micro-batch statistics).
     "spectrum": (
         "eigenvalues", "residuals", "converged", "spectral_norm", "cond_k", "lr",
         "momentum", "eta_lambda1", "stability_limit", "hvps", "seconds", "warm",

@@ -128,6 +128,7 @@ def emit_measurement(
     dense_max_params: int = 2000,
     max_hvps: int | None = None,
     progress: Callable[[int, float], None] | None = None,
+    batch_norm: str = "running",
 ) -> SpectrumResult:
     """Measure ``model`` on ``probe_batches`` and emit ``spectrum``, ``dense_spectrum``
     (models of at most ``dense_max_params`` trainable parameters) and ``neurons``.
@@ -145,6 +146,8 @@ def emit_measurement(
         dead_threshold: a unit is dead when its mean |activation| is below this.
         dense_max_params: exact full spectrum for models up to this many parameters
             (0: never).
+        batch_norm: ``"running"`` (eval mode, the paper) or ``"batch"`` (batch norm on
+            each probe micro-batch's statistics, as in training) for the Hessian.
 
     Returns:
         The spectrum result, to pass back as ``warm`` next time.
@@ -161,11 +164,12 @@ def emit_measurement(
     with preserved_rng(device):
         res = hessian_spectrum(model, loss_fn, probe_batches, k=k, which=which, tol=tol,
                                seed=seed, warm_start=warm, progress=progress,
-                               max_hvps=max_hvps)
+                               max_hvps=max_hvps, batch_norm=batch_norm)
         emit("spectrum", **res.event_fields(lr=lr, momentum=momentum), k=k, which=which,
-             tol=tol)
+             tol=tol, batch_norm=batch_norm)
         if num_params <= dense_max_params:
-            d = dense_spectrum(model, loss_fn, probe_batches, max_params=dense_max_params)
+            d = dense_spectrum(model, loss_fn, probe_batches, max_params=dense_max_params,
+                               batch_norm=batch_norm)
             emit("dense_spectrum", **d.event_fields(), seconds=d.seconds)
         rep = dead_neurons(model, probe_batches[0][0], threshold=dead_threshold)
         emit("neurons", dead_pct=float(rep.dead_pct), threshold=dead_threshold,
@@ -185,6 +189,7 @@ def emit_loss_slices(
     directions: int = 4,
     points: int = 21,
     step: float = 1.0,
+    batch_norm: str = "running",
 ) -> None:
     """Emit a ``loss_slice``: the probe loss along the top ``directions`` Ritz vectors of
     ``result`` (at most all k) at distances j·``step``·η, j = −m…m, ``points`` = 2m + 1
@@ -198,7 +203,7 @@ def emit_loss_slices(
     with preserved_rng(probe_batches[0][0].device):
         sl = loss_slices(model, loss_fn, probe_batches, result.ritz_vectors[:, :m],
                          slice_distances(lr, points, step), eigenvalues=result.eigenvalues[:m],
-                         lr=lr)
+                         lr=lr, batch_norm=batch_norm)
     emit("loss_slice", **sl.event_fields())
 
 

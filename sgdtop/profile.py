@@ -80,6 +80,8 @@ class Profile:
     k: int = 30  # number of top eigenvalues
     which: str = "magnitude"  # order of the top-k: by |λ| or largest algebraic
     tol: float = 1e-3  # relative Ritz-residual tolerance
+    hessian_bn: str = "running"  # batch norm in the measured loss: "running" stats (eval
+    #   mode, the paper) or each probe micro-batch's "batch" stats (as SGD sees it)
     max_hvps: int = 0  # cap on Lanczos iterations per measurement (0: automatic)
     warm_start: bool = True  # start Lanczos from the previous Ritz vectors
     probe_fraction: float = 0.05  # probe set size as a share of the training set
@@ -105,6 +107,7 @@ class Profile:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("device", self.device, DEVICES)
         _choice("which", self.which, WHICH)
+        _choice("hessian_bn", self.hessian_bn, ("running", "batch"))
         _choice("teacher", self.teacher, ("linear", "mlp"))
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ProfileError(f"lr must be a positive number, got {self.lr}")

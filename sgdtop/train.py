@@ -309,7 +309,8 @@ class Trainer:
             seed=p.seed + self.measurements, warm=self.warm if p.warm_start else None,
             lr=lr, momentum=p.momentum, dead_threshold=p.dead_threshold,
             dense_max_params=p.dense_max_params, max_hvps=p.max_hvps or None,
-            progress=throttled_progress(self.emit, check=self._check_stop))
+            progress=throttled_progress(self.emit, check=self._check_stop),
+            batch_norm=p.hessian_bn)
         if p.slice_every and self.emit.step <= p.slice_until and math.isfinite(lr) and lr > 0:
             self.slice(lr)
         self.measurements += 1
@@ -321,7 +322,8 @@ class Trainer:
         at distances j·slice_step·η, as a ``loss_slice`` event."""
         s, p = self.s, self.p
         emit_loss_slices(self.emit, s.model, s.loss_fn, s.probe_batches, self.warm, lr=lr,
-                         directions=p.slice_k, points=p.slice_points, step=p.slice_step)
+                         directions=p.slice_k, points=p.slice_points, step=p.slice_step,
+                         batch_norm=p.hessian_bn)
 
     def evaluate(self) -> None:
         train_loss, train_acc = _evaluate(self.s, self.s.probe_batches)

@@ -173,6 +173,7 @@ def dense_spectrum(
     *,
     max_params: int = DENSE_MAX_PARAMS_DEFAULT,
     rel_floor: float | None = None,
+    batch_norm: str = "running",
 ) -> DenseSpectrum:
     """All eigenvalues of the Hessian of the mean probe-set loss, exactly (float64
     ``eigvalsh`` of the full matrix), for models of at most ``max_params`` trainable
@@ -182,6 +183,7 @@ def dense_spectrum(
         model, loss_fn, batches: as for :func:`sgdtop.spectrum.hessian_spectrum`.
         max_params: refuse larger models (:class:`DenseTooLargeError`).
         rel_floor: floor of λ_min⁺ relative to ρ(H) (default :func:`default_rel_floor`).
+        batch_norm: ``"running"`` or ``"batch"``, as for ``hessian_spectrum``.
 
     Raises:
         DenseTooLargeError: the model has more than ``max_params`` trainable parameters.
@@ -199,7 +201,7 @@ def dense_spectrum(
         rel_floor = default_rel_floor(n, op.dtype)
     if not 0 <= rel_floor < 1:
         raise SpectrumInputError(f"rel_floor must be in [0, 1), got {rel_floor!r}")
-    with measuring(model):
+    with measuring(model, batch_norm):
         hess = dense_hessian(op)
     if not bool(torch.isfinite(hess).all()):
         raise NonFiniteError("the Hessian is not finite (the probe loss is NaN or infinite?)")

@@ -35,11 +35,23 @@ def model_cuda_devices(model: nn.Module) -> list[int]:
     return sorted(found)
 
 
+#: How batch norm normalises during a measurement: ``"running"`` with its running
+#: statistics (eval mode; the paper's protocol, "batch normalization switched off"), or
+#: ``"batch"`` with the statistics of each probe micro-batch, as in a training step — the
+#: function SGD actually differentiates. Dropout is off in both.
+BATCH_NORM_MODES: tuple[str, ...] = ("running", "batch")
+
+
 @contextmanager
-def measuring(model: nn.Module) -> Iterator[nn.Module]:
-    """Run the body with ``model`` in eval mode, autograd enabled (even inside
+def measuring(model: nn.Module, batch_norm: str = "running") -> Iterator[nn.Module]:
+    """Run the body with ``model`` in eval mode (batch-norm layers in train mode with
+    ``batch_norm="batch"``, see :data:`BATCH_NORM_MODES`), autograd enabled (even inside
     ``torch.no_grad`` or ``torch.inference_mode``), and the RNG forked; restore the modes,
-    buffers and RNG state afterwards. Yields the model."""
+    buffers (the running statistics a train-mode batch norm updates included) and RNG
+    state afterwards. Yields the model."""
+    if batch_norm not in BATCH_NORM_MODES:
+        raise ValueError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got "
+                         f"{batch_norm!r}")
     modes = [(m, m.training) for m in model.modules()]
     saved = [(b, b.detach().clone()) for b in model.buffers()]
     devices = model_cuda_devices(model)
@@ -54,6 +66,10 @@ def measuring(model: nn.Module) -> Iterator[nn.Module]:
     ):
         try:
             model.eval()
+            if batch_norm == "batch":
+                for m in model.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                        m.train()
             yield model
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32

@@ -105,6 +105,7 @@ def loss_slices(
     *,
     eigenvalues: Sequence[float] | None = None,
     lr: float = math.nan,
+    batch_norm: str = "running",
 ) -> LossSlices:
     """The probe-set loss along each column of ``directions`` at each distance.
 
@@ -118,6 +119,8 @@ def loss_slices(
         distances: the distances t, in parameter units (:func:`slice_distances`).
         eigenvalues: λᵢ per column, copied into the result (NaN when None).
         lr: η the distances were scaled by, copied into the result.
+        batch_norm: ``"running"`` or ``"batch"``, as for :func:`hessian_spectrum` (use the
+            one the directions were measured with).
 
     Cost: one forward pass over the batches per (direction, distance) plus one gradient.
     """
@@ -139,7 +142,7 @@ def loss_slices(
     sizes = [len(x) for x, _ in batches]
     total = sum(sizes)
     ts = sorted(float(t) for t in distances)
-    with measuring(model):
+    with measuring(model, batch_norm):
         base = {name: p.detach() for name, p in named}
 
         def loss_at(params: dict[str, Tensor]) -> float:

@@ -137,6 +137,7 @@ def hessian_spectrum(
     max_basis: int | None = None,
     method: str = DEFAULT_HVP_METHOD,
     graph_cache_bytes: int | None = None,
+    batch_norm: str = "running",
 ) -> SpectrumResult:
     """The top-k eigenvalues of the Hessian of the mean probe-set loss.
 
@@ -172,6 +173,9 @@ def hessian_spectrum(
         graph_cache_bytes: memory the probe set's gradient graphs may keep between HVPs
             (each HVP is then one backward pass instead of three); None for the default
             (1 GiB on the CPU, a quarter of the free memory on CUDA), 0 to never keep them.
+        batch_norm: ``"running"`` (eval mode, the default) or ``"batch"`` (batch norm on
+            each probe micro-batch's statistics, as in training; see
+            :data:`sgdtop.spectrum.guard.BATCH_NORM_MODES`).
 
     Raises:
         SpectrumInputError: bad k/which/tol, an empty probe set, a model without trainable
@@ -198,7 +202,7 @@ def hessian_spectrum(
             progress(op.hvps, time.perf_counter() - t0)
         return out
 
-    with measuring(model):
+    with measuring(model, batch_norm):
         try:
             res = top_eigenpairs(
                 matvec, n, k, which=which, tol=tol, start=start, seed=seed,
