@@ -528,14 +528,17 @@ def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
                     if isinstance(ev.get("lr"), int | float) and ev.get("lr") > 0), math.nan)
         for col in range(m):
             ax = axes[row, col]
+            drawn = []
             for ev, step in zip(evs, steps, strict=True):
                 losses = ev.get("losses") or []
                 if col >= len(losses):
                     continue
                 t = np.asarray(ev.get("distances"), dtype=float)
                 x = t / eta if math.isfinite(eta) else t
-                ax.plot(x, _finite_or_nan(np.asarray(losses[col], dtype=float)),
-                        color=cmap(norm(step)), lw=0.9, alpha=0.85)
+                y = _finite_or_nan(np.asarray(losses[col], dtype=float))
+                ax.plot(x, y, color=cmap(norm(step)), lw=0.9, alpha=0.85)
+                drawn.append(y)
+            _maybe_log(ax, drawn)  # early slices can be 100× the late ones
             ax.set_title(f"{run.name}: $v_{{{col + 1}}}$" if col == 0 and len(runs) > 1
                          else f"eigenvector $v_{{{col + 1}}}$")
             ax.set_xlabel(r"distance $t/\eta$" if math.isfinite(eta) else "distance $t$")
