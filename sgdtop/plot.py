@@ -185,6 +185,17 @@ def _maybe_log(ax: Axes, values: Sequence[np.ndarray], ratio: float = 50.0) -> N
         ax.set_yscale("log")
 
 
+def _maybe_symlog(ax: Axes, values: Sequence[np.ndarray], ratio: float = 50.0) -> None:
+    """A symmetric-log y scale (linear within ±the median |value|) when the largest |value|
+    is over ``ratio``× the median: e.g. the eval-mode spectrum of a batch-norm network at
+    initialization, which would flatten the rest of training to a line."""
+    allv = np.concatenate([np.abs(v[np.isfinite(v)]).ravel() for v in values]) if values \
+        else np.array([])
+    allv = allv[allv > 0]
+    if allv.size and allv.max() / np.median(allv) > ratio:
+        ax.set_yscale("symlog", linthresh=float(np.median(allv)))
+
+
 def _no_data(ax: Axes, what: str) -> None:
     ax.text(0.5, 0.5, what, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
@@ -241,7 +252,7 @@ def _fig_eigenvalues(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None
         x, lam = eigenvalue_matrix(run.events, axis=axis)
         k = lam.shape[1]
         k_max = max(k_max, k)
-        ax.set_title(label if label == run.name else f"{label}\n{run.name}")
+        ax.set_title(label)  # the differing settings (the run's name when none differ)
         if k == 0:
             _no_data(ax, "no spectrum measurements")
         for j in reversed(range(k)):  # largest drawn last, on top
@@ -264,6 +275,7 @@ def _fig_eigenvalues(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None
         twins.append((tw, ly))
     for ax in axes[n:]:
         ax.set_visible(False)
+    _maybe_symlog(axes[0], [eigenvalue_matrix(r.events, axis=axis)[1] for r in runs])
     # One loss scale for all panels, like the eigenvalue scale (sharey).
     ly_all = np.concatenate([ly[np.isfinite(ly)] for _, ly in twins])
     if ly_all.size:
