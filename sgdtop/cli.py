@@ -557,6 +557,18 @@ def _sweep_dir(ref: str, runs_dir: Path | None) -> Path | None:
         return None
 
 
+def _varies_lr_or_batch(sweep_dir: Path) -> bool:
+    """Whether a sweep has a Fig. 3 x axis (η or S takes several values); a momentum or
+    seed sweep is drawn as its runs instead."""
+    from sgdtop import sweep as sweep_mod
+
+    try:
+        varying = sweep_mod.load_sweep(sweep_dir).varying
+    except sweep_mod.SweepError:
+        return True  # let the Fig. 3 path report what is wrong with it
+    return "lr" in varying or "batch_size" in varying
+
+
 def _plot_sweep(refs: list[str], out: Path, runs_dir: Path | None) -> None:
     """`sgdtop plot SWEEP --out fig.png`: the paper's Fig. 3 from a sweep."""
     from sgdtop import plot as plot_mod
@@ -589,7 +601,8 @@ def plot(
 ) -> None:
     """Draw the paper's figures from saved runs or a sweep (needs matplotlib: sgdtop[plot])."""
     sweep_dir = _sweep_dir(run_refs[0], runs_dir) if len(run_refs) == 1 else None
-    if kind == "sweep" or (kind == "auto" and sweep_dir is not None):
+    fig3 = sweep_dir is not None and _varies_lr_or_batch(sweep_dir)
+    if kind == "sweep" or (kind == "auto" and fig3):
         _plot_sweep(run_refs, out, runs_dir)
         return
     _check_axis(axis)

@@ -546,3 +546,16 @@ def test_a_changed_profile_is_not_resumed_silently(tmp_path: Path) -> None:
     del data["resolved_profile"]  # written by an older sgdtop
     (sw.path / "sweep.json").write_text(json.dumps(data), encoding="utf-8")
     assert create_sweep(str(prof), {"lr": [0.01, 0.1]}, runs_dir=tmp_path / "runs").path == sw.path
+
+
+def test_plot_a_momentum_sweep_draws_its_runs(tmp_path: Path) -> None:
+    """A sweep with no η or S axis has no Fig. 3: `sgdtop plot SWEEP` draws its runs."""
+    pytest.importorskip("matplotlib")
+    sw = create_sweep("smoke", {"momentum": [0.0, 0.9]}, runs_dir=tmp_path, set_items=FAST)
+    assert run_sweep(sw, handle_signals=False).exit_code == 0
+    out = tmp_path / "mom.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sgdtop", "plot", sw.sweep_id, "--out", str(out),
+         "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.stat().st_size > 20_000
