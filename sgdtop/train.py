@@ -40,7 +40,7 @@ from sgdtop.measure import (
     throttled_progress,
     versions,
 )
-from sgdtop.models import UnknownModelError, build_model, count_params
+from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
 from sgdtop.profile import Profile
 
 #: Expected Lanczos iterations per measurement, as a multiple of k, for the CPU estimate.
@@ -137,7 +137,7 @@ def prepare(p: Profile) -> Setup:
     if custom is not None:
         model = custom.model
     else:
-        if (task.in_features is None) == (p.model == "mlp"):
+        if p.model in MODEL_NAMES and (task.in_features is None) == (p.model == "mlp"):
             kind = "vector" if p.model == "mlp" else "image"
             raise InputError(f"model {p.model} takes {kind} inputs, which dataset "
                              f"{task.name} does not have (mlp: teacher-student; resnet*, "
