@@ -17,6 +17,7 @@ FIG1FULL=mlp-full
 LR=cnn-lr
 BS=cnn-batch
 MOM=cnn-momentum
+LRBN=cnn-lr-bn-batch
 
 p "$FIG1" --kind cond -o "$F/fig1a-mlp-condition-number.png"
 p "$FIG1" --kind generalization -o "$F/fig1b-mlp-kappa-vs-test-loss.png"
@@ -29,6 +30,9 @@ p "$BS" --kind rho-vs-loss -o "$F/fig2-cnn-rho-at-equal-loss-by-batch.png"
 p "$BS" --kind eigenvalues -o "$F/fig2-cnn-eigenvalues-by-batch.png"
 p "$LR" -o "$F/fig3-cnn-rho-vs-inverse-lr.png"
 p "$BS" -o "$F/fig3-cnn-rho-vs-batch.png"
+p "$LRBN" --kind eigenvalues -o "$F/fig2-cnn-eigenvalues-by-lr-batch-stats.png"
+p "$LRBN" --kind rho-vs-loss -o "$F/fig2-cnn-rho-at-equal-loss-batch-stats.png"
+p "$LRBN" -o "$F/fig3-cnn-rho-vs-inverse-lr-batch-stats.png"
 sgdtop plot latest --runs-dir "$R/fig4" --kind eigenvalues --axis step -o "$F/fig4-cnn-first-epoch.png"
 p "$FIG1" --kind dead -o "$F/fig5-mlp-dead-neurons.png"
 p "$LR" --kind dead -o "$F/fig5-cnn-dead-neurons.png"
