@@ -37,4 +37,6 @@ sgdtop plot latest --runs-dir "$R/fig4" --kind eigenvalues --axis step -o "$F/fi
 p "$FIG1" --kind dead -o "$F/fig5-mlp-dead-neurons.png"
 p "$LR" --kind dead -o "$F/fig5-cnn-dead-neurons.png"
 p "$MOM" --kind auto -o "$F/fig6-cnn-momentum.png"
+sgdtop plot latest --runs-dir "$R/fig4-batch" --kind eigenvalues --axis step -o "$F/fig4-cnn-first-epoch-batch-stats.png"
 sgdtop plot latest --runs-dir "$R/fig7" --kind slices -o "$F/fig7-cnn-loss-slices.png"
+sgdtop plot latest --runs-dir "$R/fig7-batch" --kind slices -o "$F/fig7-cnn-loss-slices-batch-stats.png"

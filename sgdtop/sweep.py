@@ -880,7 +880,7 @@ def _last_error(log_path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event, escalate: Callable[[], None]) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event, escalate: Callable[[], None]) -> Iterator[None]:
     """SIGINT/SIGTERM set ``stop`` (a second one calls ``escalate``), in the main thread
     only; the previous handlers are put back afterwards."""
     if threading.current_thread() is not threading.main_thread():
@@ -966,7 +966,7 @@ def run_sweep(
             else:
                 todo.append(cell)
         if handle_signals:
-            with _stop_on_signals(stop, runner.escalate):
+            with stop_on_signals(stop, runner.escalate):
                 interrupted = runner.run(todo)
         else:
             interrupted = runner.run(todo)

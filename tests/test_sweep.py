@@ -29,7 +29,6 @@ from sgdtop.sweep import (
     Sweep,
     SweepError,
     SweepLogPrinter,
-    _stop_on_signals,
     cell_command,
     create_sweep,
     fit_line,
@@ -42,6 +41,7 @@ from sgdtop.sweep import (
     resolve_sweep,
     run_sweep,
     seeds_axis,
+    stop_on_signals,
     summarize_sweep,
     sweep_id_for,
     sweep_tables,
@@ -219,7 +219,7 @@ def test_parallel_slots_get_their_gpu_and_failures_are_reported(tmp_path: Path) 
 def test_signals_set_the_stop_flag_instead_of_raising() -> None:
     stop = threading.Event()
     escalated: list[bool] = []
-    with _stop_on_signals(stop, lambda: escalated.append(True)):
+    with stop_on_signals(stop, lambda: escalated.append(True)):
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.wait(5)
         os.kill(os.getpid(), signal.SIGTERM)

@@ -52,10 +52,10 @@ from sgdtop.sweep import (
     Sweep,
     SweepResult,
     SweepSummary,
-    _stop_on_signals,
     cell_rows,
     fit_rows,
     run_sweep,
+    stop_on_signals,
     summarize_sweep,
 )
 from sgdtop.tui import render
@@ -715,7 +715,7 @@ def run_sweep_live(sweep: Sweep, *, jobs: int = 1) -> SweepResult:
     app quits once the cells have exited. Raises what :func:`~sgdtop.sweep.run_sweep`
     raised (e.g. :class:`~sgdtop.sweep.SweepError` when the sweep is already running)."""
     app = SweepApp(sweep, jobs=jobs)
-    with _stop_on_signals(app.stop_event, app.escalate_event.set):
+    with stop_on_signals(app.stop_event, app.escalate_event.set):
         try:
             app.run()
         finally:
