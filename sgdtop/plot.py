@@ -169,6 +169,12 @@ def run_colors(summaries: Sequence[RunSummary]) -> list[Any]:
     return cycle
 
 
+def _styled(runs: Sequence[RunEvents]) -> tuple[list[RunSummary], list[Any], list[str]]:
+    """Each run's summary, color (by η) and legend label (what differs)."""
+    summaries = [summarize(r) for r in runs]
+    return summaries, run_colors(summaries), run_labels(runs, summaries)
+
+
 def _line(ax: Axes, x: np.ndarray, y: np.ndarray, **kw: Any) -> None:
     """A series as a line (gaps at non-finite values), with markers when it is short."""
     y = _finite_or_nan(y)
@@ -331,9 +337,7 @@ def _run_handles(labels: list[str], colors: list[Any]) -> list[Any]:
 
 
 def _fig_cond(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
-    summaries = [summarize(r) for r in runs]
-    colors = run_colors(summaries)
-    labels = run_labels(runs, summaries)
+    summaries, colors, labels = _styled(runs)
     fig.set_size_inches(5.2, 3.6)
     ax = fig.subplots()
     if not _plot_cond(ax, runs, colors, axis):
@@ -350,9 +354,7 @@ def _fig_cond(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
 def _fig_dead(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     if not any(_has(r, "neurons") or _has(r, "spectrum") for r in runs):
         raise PlotDataError("no neurons or spectrum events in these runs")
-    summaries = [summarize(r) for r in runs]
-    colors = run_colors(summaries)
-    labels = run_labels(runs, summaries)
+    _summaries, colors, labels = _styled(runs)
     fig.set_size_inches(_WIDTH_IN, 3.0)
     ax_dead, ax_rho = fig.subplots(1, 2)
     rhos = []
@@ -411,9 +413,7 @@ def _fig_dense(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
             "no dense_spectrum events in these runs (only models up to dense_max_params "
             "get the full spectrum)"
         )
-    summaries = [summarize(r) for r in runs]
-    all_colors = run_colors(summaries)
-    all_labels = run_labels(runs, summaries)
+    _summaries, all_colors, all_labels = _styled(runs)
     idx = [i for i, r in enumerate(runs) if _has(r, "dense_spectrum")]
     n = len(with_dense)
     ncols = min(n, 2)
@@ -437,9 +437,7 @@ def _fig_dense(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
 def _fig_generalization(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     """Fig. 1b: final test loss against final κ (exact where measured, else κ_k) and
     against final ρ(H), one point per run, colored by η."""
-    summaries = [summarize(r) for r in runs]
-    colors = run_colors(summaries)
-    labels = run_labels(runs, summaries)
+    summaries, colors, labels = _styled(runs)
     exact = all(s.final_dense_cond is not None for s in summaries)
     k = _k_of(runs, summaries)
     points = []
@@ -491,9 +489,7 @@ def rho_at_train_loss(run: RunEvents) -> tuple[np.ndarray, np.ndarray]:
 
 def _fig_rho_vs_loss(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
     """ρ(H) against the training loss at the same step, one line per run."""
-    summaries = [summarize(r) for r in runs]
-    colors = run_colors(summaries)
-    labels = run_labels(runs, summaries)
+    _summaries, colors, labels = _styled(runs)
     fig.set_size_inches(4.8, 3.4)
     ax = fig.subplots()
     drawn = []
@@ -563,9 +559,7 @@ def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
 
 
 def _fig_auto(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
-    summaries = [summarize(r) for r in runs]
-    colors = run_colors(summaries)
-    labels = run_labels(runs, summaries)
+    summaries, colors, labels = _styled(runs)
     k = _k_of(runs, summaries)
     panels: list[str] = []
     if any(_has(r, "spectrum") for r in runs):
