@@ -294,6 +294,7 @@ class Trainer:
         self.measurements = 0
         self.measure_seconds = 0.0
         self.last_measured_step = -1
+        self.bn_warned = False
 
     # --- measurement -------------------------------------------------------------------
     def _check_stop(self) -> None:
@@ -311,11 +312,31 @@ class Trainer:
             dense_max_params=p.dense_max_params, max_hvps=p.max_hvps or None,
             progress=throttled_progress(self.emit, check=self._check_stop),
             batch_norm=p.hessian_bn)
+        self.warn_eval_mode_curvature(lr)
         if p.slice_every and self.emit.step <= p.slice_until and math.isfinite(lr) and lr > 0:
             self.slice(lr)
         self.measurements += 1
         self.last_measured_step = self.emit.step
         self.measure_seconds += time.monotonic() - t0
+
+    def warn_eval_mode_curvature(self, lr: float) -> None:
+        """Once per run: a ``log`` warning when a batch-norm model measured in eval mode
+        shows η·λ₁ over twice the stability limit 2(1+β). SGD cannot be stable on such a
+        curvature, so the measured Hessian (running statistics) is not the one training
+        follows — on ResNet20 it was 15-70× the batch-statistics one."""
+        p, res = self.p, self.warm
+        if self.bn_warned or p.hessian_bn != "running" or not (math.isfinite(lr) and lr > 0):
+            return
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.s.model.modules()):
+            return
+        eta_lam, limit = lr * abs(res.eigenvalues[0]), 2.0 * (1.0 + p.momentum)
+        if math.isfinite(eta_lam) and eta_lam > 2.0 * limit:
+            self.bn_warned = True
+            self.emit("log", level="warning", source="trainer", message=(
+                f"η·λ₁ = {eta_lam:.3g} is far above 2(1+β) = {limit:.3g}, the most SGD is "
+                "stable on: with batch norm measured on running statistics (eval mode, the "
+                "paper's protocol) the Hessian is not the one training follows; "
+                "--set hessian_bn=batch measures that one"))
 
     def slice(self, lr: float) -> None:
         """The loss along the top ``slice_k`` Ritz vectors of the measurement just taken,

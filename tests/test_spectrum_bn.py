@@ -103,3 +103,37 @@ def test_trainer_setting_reaches_the_events() -> None:
     assert sp["batch_norm"] == "batch"
     with pytest.raises(ProfileError, match="hessian_bn"):
         load("smoke", overrides={"hessian_bn": "train"})
+
+
+def test_eval_mode_curvature_beyond_the_limit_is_flagged_once() -> None:
+    """A batch-norm model measured on running statistics at initialization reads η·λ₁ far
+    above 2(1+β) (ResNet20: ~300 at η=0.1): the trainer says so once and names the fix;
+    with hessian_bn=batch, or without batch norm, it says nothing."""
+    from sgdtop.measure import Emitter
+    from sgdtop.profile import load
+    from sgdtop.train import prepare, train
+
+    def warnings_of(**over: object) -> list[str]:
+        events: list = []
+        p = load("resnet20-gratings-cpu", overrides={
+            "n_train": 64, "n_test": 16, "epochs": 2, "batch_size": 32, "k": 2,
+            "probe_cap": 16, "image_size": 8, **over})
+        train(prepare(p), Emitter(events.append), lambda: False, "t")
+        return [ev["message"] for ev in events
+                if ev.kind == "log" and "hessian_bn=batch" in ev["message"]]
+
+    (msg,) = warnings_of()
+    assert "far above 2(1+β) = 3.8" in msg
+    assert warnings_of(hessian_bn="batch") == []
+    assert not any("hessian_bn" in m for m in _smoke_warnings())
+
+
+def _smoke_warnings() -> list[str]:
+    from sgdtop.measure import Emitter
+    from sgdtop.profile import load
+    from sgdtop.train import prepare, train
+
+    events: list = []
+    train(prepare(load("smoke", overrides={"lr": 5.0, "epochs": 1})), Emitter(events.append),
+          lambda: False, "t")
+    return [ev["message"] for ev in events if ev.kind == "log"]
