@@ -194,7 +194,11 @@ class ProbeHessian:
 
     def batch_loss(self, x: Any, y: Any) -> torch.Tensor:
         """``loss_fn(model(x), y)``, checked to be a scalar."""
-        loss = self.loss_fn(self.model(x), y)
+        return self.batch_loss_of(self.model(x), y)
+
+    def batch_loss_of(self, outputs: Any, y: Any) -> torch.Tensor:
+        """``loss_fn(outputs, y)``, checked to be a scalar."""
+        loss = self.loss_fn(outputs, y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise SpectrumInputError("loss_fn must return a scalar tensor (the batch mean)")
         return loss.reshape(())
@@ -313,12 +317,18 @@ class ProbeHessian:
 
     def gradient(self) -> torch.Tensor:
         """∂L/∂θ of the mean probe loss, flat float64 (the benchmark's unit of cost)."""
+        return self.loss_and_gradient()[1]
+
+    def loss_and_gradient(self) -> tuple[float, torch.Tensor]:
+        """The mean probe loss L and ∂L/∂θ (flat float64), in one pass over the probe."""
         out = torch.zeros(self.num_params, dtype=torch.float64, device=self.device)
+        total = 0.0
         for x, y, size in self.iter_batches():
             loss = self.batch_loss(x, y)
             g = torch.autograd.grad(loss, self.params, allow_unused=True, materialize_grads=True)
             out.add_(self.flatten(g), alpha=size)
-        return out.div_(self.num_examples)
+            total += float(loss.detach()) * size
+        return total / self.num_examples, out.div_(self.num_examples)
 
     def loss(self) -> float:
         """The mean probe loss L (no autograd)."""

@@ -40,7 +40,7 @@ from torch.func import functional_call
 
 from sgdtop.spectrum.errors import SpectrumInputError
 from sgdtop.spectrum.guard import measuring
-from sgdtop.spectrum.hvp import trainable_parameters
+from sgdtop.spectrum.hvp import ProbeHessian, trainable_parameters
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -138,60 +138,39 @@ def loss_slices(
             else tuple(math.nan for _ in range(m)))
     if len(lams) != m:
         raise SpectrumInputError(f"{len(lams)} eigenvalues given for {m} directions")
-    device, dtype = named[0][1].device, named[0][1].dtype
-    sizes = [len(x) for x, _ in batches]
-    total = sum(sizes)
     ts = sorted(float(t) for t in distances)
     with measuring(model, batch_norm):
-        base = {name: p.detach() for name, p in named}
+        op = ProbeHessian(model, loss_fn, batches, graph_cache_bytes=0)
+        base = {name: p.detach() for name, p in zip(op.names, op.params, strict=True)}
 
         def loss_at(params: dict[str, Tensor]) -> float:
             acc = 0.0
-            for (x, y), size in zip(batches, sizes, strict=True):
+            for x, y, size in op.iter_batches():
                 out = functional_call(model, params, (x,), strict=False)
-                acc += float(loss_fn(out, y)) * size
-            return acc / total
+                acc += float(op.batch_loss_of(out, y)) * size
+            return acc / op.num_examples
 
-        # L(θ) and ∇L(θ) in one pass (gradients never touch .grad).
-        params = [p for _, p in named]
-        loss0_acc = 0.0
-        grads = [torch.zeros_like(p) for p in params]
-        for (x, y), size in zip(batches, sizes, strict=True):
-            loss = loss_fn(model(x), y) * (size / total)
-            gs = torch.autograd.grad(loss, params, allow_unused=True)
-            for acc, g in zip(grads, gs, strict=True):
-                if g is not None:
-                    acc.add_(g)
-            loss0_acc += float(loss.detach())
-        grad = torch.cat([g.reshape(-1) for g in grads]).detach()
+        loss0, grad = op.loss_and_gradient()  # gradients never touch .grad
         rows: list[tuple[float, ...]] = []
         slopes: list[float] = []
         with torch.no_grad():
             for i in range(m):
-                v = directions[:, i].to(device=device, dtype=dtype)
-                slope = float(grad.to(v.dtype) @ v)
+                v = directions[:, i].to(device=grad.device, dtype=torch.float64)
+                slope = float(grad @ v)
                 if slope > 0:
                     v, slope = -v, -slope
                 slopes.append(slope)
-                parts = _split(v, [p for _, p in named])
+                parts = op.unflatten(v)
                 row = []
                 for t in ts:
                     if t == 0.0:
-                        row.append(loss0_acc)
+                        row.append(loss0)
                         continue
                     shifted = {name: base[name] + t * part
-                               for (name, _), part in zip(named, parts, strict=True)}
+                               for name, part in zip(op.names, parts, strict=True)}
                     row.append(loss_at(shifted))
                 rows.append(tuple(row))
     return LossSlices(distances=tuple(ts), eigenvalues=lams, slopes=tuple(slopes),
-                      losses=tuple(rows), loss0=loss0_acc, lr=float(lr),
+                      losses=tuple(rows), loss0=loss0, lr=float(lr),
                       seconds=time.perf_counter() - t0)
 
-
-def _split(v: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
-    """Cut the flat vector ``v`` into views shaped like the parameters ``like``."""
-    out, i = [], 0
-    for p in like:
-        out.append(v[i:i + p.numel()].view_as(p))
-        i += p.numel()
-    return out
