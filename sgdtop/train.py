@@ -42,6 +42,7 @@ from sgdtop.measure import (
 )
 from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
 from sgdtop.profile import Profile
+from sgdtop.spectrum.guard import batch_norm_layers
 
 #: Expected Lanczos iterations per measurement, as a multiple of k, for the CPU estimate.
 _HVPS_PER_K_ESTIMATE = 3.0
@@ -92,18 +93,17 @@ def _load_task(p: Profile) -> data_mod.TaskData:
             noise_var=p.noise_var, teacher=p.teacher, seed=p.seed, probe_size=probe,
         )
     if p.dataset == "gratings":
-        if p.num_classes < 2:
-            raise InputError(f"gratings need num_classes >= 2, got {p.num_classes}")
-        if p.image_size < 8:
-            raise InputError(f"gratings need image_size >= 8 pixels, got {p.image_size}")
         if p.model.startswith("vgg") and p.image_size != 32:
             raise InputError(f"{p.model} needs 32x32 images (5 max-pools); "
                              f"got image_size={p.image_size}: add --set image_size=32")
         probe = data_mod.probe_size_for(p.n_train, p.probe_fraction, p.probe_cap)
-        return data_mod.gratings(
-            n_train=p.n_train, n_test=p.n_test, num_classes=p.num_classes, size=p.image_size,
-            pixel_noise=p.pixel_noise, fresh_noise=p.fresh_noise, seed=p.seed,
-            probe_size=probe)
+        try:
+            return data_mod.gratings(
+                n_train=p.n_train, n_test=p.n_test, num_classes=p.num_classes,
+                size=p.image_size, pixel_noise=p.pixel_noise, fresh_noise=p.fresh_noise,
+                seed=p.seed, probe_size=probe)
+        except ValueError as exc:  # num_classes < 2, image_size < 8: its own one line
+            raise InputError(str(exc)) from None
     n = p.train_subset or 50_000
     probe = data_mod.probe_size_for(n, p.probe_fraction, p.probe_cap)
     try:
@@ -313,8 +313,8 @@ class Trainer:
             progress=throttled_progress(self.emit, check=self._check_stop),
             batch_norm=p.hessian_bn)
         self.warn_eval_mode_curvature(lr)
-        if p.slice_every and self.emit.step <= p.slice_until and math.isfinite(lr) and lr > 0:
-            self.slice(lr)
+        if p.slice_every and self.emit.step <= p.slice_until:
+            self.slice(lr)  # nothing when η is unknown: the distances are in units of η
         self.measurements += 1
         self.last_measured_step = self.emit.step
         self.measure_seconds += time.monotonic() - t0
@@ -327,7 +327,7 @@ class Trainer:
         p, res = self.p, self.warm
         if self.bn_warned or p.hessian_bn != "running" or not (math.isfinite(lr) and lr > 0):
             return
-        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.s.model.modules()):
+        if not batch_norm_layers(self.s.model):
             return
         eta_lam, limit = lr * abs(res.eigenvalues[0]), 2.0 * (1.0 + p.momentum)
         if math.isfinite(eta_lam) and eta_lam > 2.0 * limit:

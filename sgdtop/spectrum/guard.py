@@ -26,6 +26,11 @@ import torch
 from torch import nn
 
 
+def batch_norm_layers(model: nn.Module) -> list[nn.Module]:
+    """The batch-norm submodules of ``model`` (any dimension, sync batch norm included)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 def model_cuda_devices(model: nn.Module) -> list[int]:
     """Indices of the CUDA devices holding any parameter or buffer of ``model``."""
     found: set[int] = set()
@@ -67,9 +72,8 @@ def measuring(model: nn.Module, batch_norm: str = "running") -> Iterator[nn.Modu
         try:
             model.eval()
             if batch_norm == "batch":
-                for m in model.modules():
-                    if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                        m.train()
+                for m in batch_norm_layers(model):
+                    m.train()
             yield model
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
