@@ -19,7 +19,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,16 +144,20 @@ def resolve_run(ref: str, root: Path) -> Path:
         return max(runs, key=_start_key)
     if not _ID_RE.match(ref) or ".." in ref:
         raise RunNotFoundError(f"{ref!r} is not a run id (letters, digits, '.', '_', '-')")
-    exact = [r for r in runs if r.name == ref]
-    if exact:
-        return exact[0]
-    matches = [r for r in runs if r.name.startswith(ref)]
+    matches = match_id(ref, runs)
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise RunNotFoundError(f"no run {ref!r} in {root} (see `sgdtop runs`)")
     names = ", ".join(sorted(m.name for m in matches)[:5])
     raise RunNotFoundError(f"{ref!r} matches {len(matches)} runs: {names}; give more of the id")
+
+
+def match_id(ref: str, dirs: Sequence[Path]) -> list[Path]:
+    """The directories an id names: the one named exactly ``ref``, else every one whose
+    name starts with it (a unique prefix is enough; several is ambiguous)."""
+    exact = [d for d in dirs if d.name == ref]
+    return exact[:1] or [d for d in dirs if d.name.startswith(ref)]
 
 
 def _start_key(path: Path) -> tuple[float, str]:

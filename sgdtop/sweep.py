@@ -60,6 +60,7 @@ from sgdtop.store import (
     EVENTS_FILE,
     PROFILE_FILE,
     list_run_dirs,
+    match_id,
     process_alive,
     read_run,
     run_info,
@@ -497,8 +498,7 @@ def resolve_sweep(ref: str, runs_dir: str | Path | None = None) -> Path:
         if not sweeps:
             raise SweepError(f"no sweeps in {sweeps_root(runs_dir)}")
         return sweeps[-1]
-    exact = [p for p in sweeps if p.name == ref]
-    matches = exact or [p for p in sweeps if p.name.startswith(ref)]
+    matches = match_id(ref, sweeps)
     if len(matches) == 1:
         return matches[0]
     if not matches:
