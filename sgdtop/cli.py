@@ -368,8 +368,7 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
                 sys.stderr.write(f"sgdtop: warning: {exc}\n")
                 continue
             done = sum(sw.cell_status(c) in sweep_mod.FINISHED for c in sw.cells)
-            profile = Path(sw.profile).name if sw.profile.endswith(".toml") else sw.profile
-            table.add_row(sw.sweep_id, profile, axes_text(sw.axes),
+            table.add_row(sw.sweep_id, sw.profile_name, axes_text(sw.axes),
                           f"{done}/{len(sw.cells)} finished")
         console.print()
         console.print(table)

@@ -294,6 +294,11 @@ class Sweep:
         return self.path / LOGS_SUBDIR
 
     @property
+    def profile_name(self) -> str:
+        """The profile for display: a bundled name, or a .toml file's name (not its path)."""
+        return Path(self.profile).name if self.profile.endswith(".toml") else self.profile
+
+    @property
     def varying(self) -> list[str]:
         """The axes with more than one value, in :data:`AXES` order."""
         return [k for k in AXES if k in self.axes and len(self.axes[k]) > 1]
@@ -1282,14 +1287,19 @@ def render_sweep_text(summary: SweepSummary) -> str:
     """The whole summary as plain text (``--log`` or not a terminal)."""
     parts = [f"sweep {summary.sweep_id} ({summary.profile}): Fig. 3 summary, time averages "
              "over training", format_rows(cell_rows(summary))]
+    parts.append(fits_title(summary))
     if summary.fits:
-        parts.append("linear fits  y = slope·x + intercept  (completed cells)")
         parts.append(format_rows(fit_rows(summary)))
-    elif not any(X_AXES[x][0] in summary.varying for x in X_AXES):
-        parts.append("no linear fit: the sweep varies neither η nor S")
-    else:
-        parts.append("no linear fit yet: no completed cells")
     return "\n\n".join(parts) + "\n"
+
+
+def fits_title(summary: SweepSummary) -> str:
+    """The line above the fitted lines, or why there are none."""
+    if summary.fits:
+        return "linear fits  y = slope·x + intercept  (completed cells)"
+    if not any(X_AXES[x][0] in summary.varying for x in X_AXES):
+        return "no linear fit: the sweep varies neither η nor S"
+    return "no linear fit yet: no completed cells"
 
 
 def _table(rows: list[list[str]], title: str) -> Table:

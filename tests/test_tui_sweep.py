@@ -43,6 +43,7 @@ from sgdtop.sweep import (
     SweepResult,
     SweepSummary,
     create_sweep,
+    fits_title,
     load_sweep,
     summarize_sweep,
 )
@@ -51,7 +52,6 @@ from sgdtop.tui.sweep_app import (
     SweepApp,
     SweepBoard,
     SweepHelpScreen,
-    fits_title,
     header_text,
     state_text,
 )

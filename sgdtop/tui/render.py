@@ -260,10 +260,11 @@ def fit_parts(parts: Sequence[Text], width: int, sep: str = "  ") -> Text:
     return out
 
 
-def _pair(label: str, value: str) -> Text:
+def pair(label: str, value: str, style: str = "bold") -> Text:
+    """``label value``: the label dim, the value in ``style`` (header fields)."""
     out = Text(no_wrap=True)
     out.append(label + " ", DIM)
-    out.append(value, "bold")
+    out.append(value, style)
     return out
 
 
@@ -285,8 +286,8 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
         ident.append(Text(info.model, style="bold"))
         ident.append(Text(info.dataset))
         if info.num_params is not None:
-            ident.append(_pair("params", fmt_count(info.num_params)))
-        ident.append(_pair("on", info.device))
+            ident.append(pair("params", fmt_count(info.num_params)))
+        ident.append(pair("on", info.device))
     else:
         ident.append(Text("waiting for run_start…", style=DIM))
     left = fit_parts(ident, max(0, width - right.cell_len - 1), sep)
@@ -297,16 +298,16 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
     # line 2
     parts: list[Text] = []
     lr = view.lr if view.lr is not None else (info.lr if info is not None else None)
-    parts.append(_pair("η", fmt_num(lr, 3)))
+    parts.append(pair("η", fmt_num(lr, 3)))
     if info is not None:
-        parts.append(_pair("S", str(info.batch_size) if info.batch_size is not None else "?"))
-        parts.append(_pair("β", fmt_num(info.momentum, 3)))
+        parts.append(pair("S", str(info.batch_size) if info.batch_size is not None else "?"))
+        parts.append(pair("β", fmt_num(info.momentum, 3)))
     epoch = "–" if view.epoch is None else str(view.epoch + 1)
     if info is not None and info.epochs is not None:
         epoch += f"/{info.epochs}"
-    parts.append(_pair("epoch", epoch))
-    parts.append(_pair("step", "–" if view.step is None else f"{view.step:,}"))
-    parts.append(_pair("t", fmt_duration(view.elapsed)))
+    parts.append(pair("epoch", epoch))
+    parts.append(pair("step", "–" if view.step is None else f"{view.step:,}"))
+    parts.append(pair("t", fmt_duration(view.elapsed)))
     if view.examples_per_s is not None:
         thru = Text(no_wrap=True)
         thru.append(fmt_count(view.examples_per_s), "bold")

@@ -54,6 +54,7 @@ from sgdtop.sweep import (
     SweepSummary,
     cell_rows,
     fit_rows,
+    fits_title,
     run_sweep,
     stop_on_signals,
     summarize_sweep,
@@ -91,11 +92,6 @@ def cell_status_text(status: str) -> Text:
 def shown_axes(sweep: Sweep) -> list[str]:
     """The axes the table shows: those that vary, else every swept one (one cell)."""
     return sweep.varying or [k for k in sweep.axes]
-
-
-def profile_label(profile: str) -> str:
-    """A bundled profile's name, or a .toml file's name (not its absolute path)."""
-    return Path(profile).name if profile.endswith(".toml") else profile
 
 
 @dataclass(slots=True)
@@ -287,23 +283,16 @@ def state_text(result: SweepResult | None, *, stopping: bool, escalated: bool,
     return Text("● running", style=render.BAD if failed else render.GOOD, no_wrap=True)
 
 
-def _pair(label: str, value: str, style: str = "bold") -> Text:
-    out = Text(no_wrap=True)
-    out.append(label + " ", render.DIM)
-    out.append(value, style)
-    return out
-
-
 def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float | None,
                 jobs: int, width: int) -> Text:
     """Two lines: ``sgdtop sweep``, the id, profile and jobs, the elapsed time and the
     state on the right; then the cells done, running, pending, (interrupted,) failed."""
-    right = _pair("t", render.fmt_duration(elapsed))
+    right = render.pair("t", render.fmt_duration(elapsed))
     right.append("  ")
     right.append_text(state)
     right.truncate(max(10, width // 2), overflow="ellipsis")
     ident = [Text(" sgdtop sweep ", style="bold reverse"), Text(sweep.sweep_id, style="bold"),
-             _pair("profile", profile_label(sweep.profile), ""), _pair("jobs", str(jobs))]
+             render.pair("profile", sweep.profile_name, ""), render.pair("jobs", str(jobs))]
     left = render.fit_parts(ident, max(0, width - right.cell_len - 1))
     line1 = Text(no_wrap=True, overflow="crop")
     line1.append_text(left)
@@ -318,7 +307,7 @@ def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float |
         out.append(f" {label}", render.DIM)
         return out
 
-    parts = [_pair("cells", str(counts.total)), count(counts.done, "completed", "done"),
+    parts = [render.pair("cells", str(counts.total)), count(counts.done, "completed", "done"),
              count(counts.running, "running", "running"),
              count(counts.pending, PENDING, "pending")]
     if counts.interrupted:
@@ -355,15 +344,6 @@ def fit_table_rows(summary: SweepSummary) -> tuple[list[str], list[list[Text]]]:
     rows = fit_rows(summary)
     return rows[0], [[Text(v, justify="left" if i < 3 else "right") for i, v in enumerate(r)]
                      for r in rows[1:]]
-
-
-def fits_title(summary: SweepSummary) -> str:
-    """The line above the fits (or why there are none)."""
-    if summary.fits:
-        return "linear fits  y = slope·x + intercept  (completed cells)"
-    if not any(k in summary.varying for k in ("lr", "batch_size")):
-        return "no linear fit: the sweep varies neither η nor S"
-    return "no linear fit yet: no completed cells"
 
 
 # -- messages and widgets ------------------------------------------------------------
