@@ -184,11 +184,13 @@ def _line(ax: Axes, x: np.ndarray, y: np.ndarray, **kw: Any) -> None:
     ax.plot(x, y, **kw)
 
 
-def _maybe_log(ax: Axes, values: Sequence[np.ndarray], ratio: float = 50.0) -> None:
-    """Log y scale when every finite value is positive and they span > ``ratio``×."""
+def _maybe_log(ax: Axes, values: Sequence[np.ndarray], ratio: float = 50.0,
+               axis: str = "y") -> None:
+    """Log scale on ``axis`` ("x" or "y") when every finite value is positive and they
+    span > ``ratio``×."""
     allv = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
     if allv.size and np.all(allv > 0) and allv.max() / allv.min() > ratio:
-        ax.set_yscale("log")
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
 def _maybe_symlog(ax: Axes, values: Sequence[np.ndarray], ratio: float = 50.0) -> None:
@@ -461,8 +463,7 @@ def _fig_generalization(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> N
             xs.append(x)
             ax.scatter([x], [loss], color=color, s=30, zorder=3, label=label if col == 0
                        else None)
-        if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
-            ax.set_xscale("log")
+        _maybe_log(ax, [np.asarray(xs, dtype=float)], ratio=20.0, axis="x")
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel("test loss (last)")
     fig.legend(loc="outside right center", fontsize=7.5)
