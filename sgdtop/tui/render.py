@@ -9,6 +9,7 @@ drawing.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -71,11 +72,16 @@ LOG_STYLES: Final[dict[str, str]] = {"info": DIM, "warning": WARN, "error": BAD}
 _BLOCKS: Final[str] = "▁▂▃▄▅▆▇█"
 
 
+def ramp_color(first: tuple[int, int, int], last: tuple[int, int, int], f: float) -> str:
+    """Hex color at fraction ``f`` (clamped to [0, 1]) of the way from ``first`` to ``last``."""
+    f = min(max(f, 0.0), 1.0)
+    r, g, b = (round(a + (z - a) * f) for a, z in zip(first, last, strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
 def rank_color(rank: int, k: int) -> str:
     """Hex color of eigenvalue ``rank`` (0-based) among ``k``: red (largest) → blue."""
-    f = 0.0 if k <= 1 else min(max(rank / (k - 1), 0.0), 1.0)
-    r, g, b = (round(a + (z - a) * f) for a, z in zip(RANK_FIRST, RANK_LAST, strict=True))
-    return f"#{r:02x}{g:02x}{b:02x}"
+    return ramp_color(RANK_FIRST, RANK_LAST, 0.0 if k <= 1 else rank / (k - 1))
 
 
 # -- numbers -------------------------------------------------------------------------
@@ -800,9 +806,7 @@ SLICE_MIN_COLUMN: Final[int] = 24
 
 def slice_color(age: int, count: int) -> str:
     """Hex color of the slice ``age`` measurements old (0: newest) of ``count`` shown."""
-    f = 0.0 if count <= 1 else age / (count - 1)
-    r, g, b = (round(a + (o - a) * f) for a, o in zip(SLICE_NEW, SLICE_OLD, strict=True))
-    return f"#{r:02x}{g:02x}{b:02x}"
+    return ramp_color(SLICE_NEW, SLICE_OLD, 0.0 if count <= 1 else age / (count - 1))
 
 
 def slices_legend(view: SliceView | None, width: int = 200) -> str:
@@ -834,7 +838,7 @@ def slices_text(view: SliceView | None, width: int, height: int) -> Text:
         out = [Text(" " * width) for _ in range(height)]
         msg = ("no loss slices in this run: a profile with slice_every > 0 measures them "
                "(--set slice_every=5)")
-        for i, chunk in enumerate(_wrap(msg, width)[: height]):
+        for i, chunk in enumerate(textwrap.wrap(msg, width)[: height]):
             out[min(height - 1, (height - 1) // 2 + i)] = Text(chunk.center(width), style=DIM)
         return Text("\n", no_wrap=True).join(out)
     newest = view.slices[-1]
@@ -874,21 +878,6 @@ def slices_text(view: SliceView | None, width: int, height: int) -> Text:
             line.append_text(rows[r] if r < len(rows) else Text(" " * col_w))
         out.append(line)
     return Text("\n", no_wrap=True).join(out)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    """Greedy word wrap to ``width`` columns."""
-    lines: list[str] = []
-    cur = ""
-    for word in text.split():
-        if cur and len(cur) + 1 + len(word) > width:
-            lines.append(cur)
-            cur = word
-        else:
-            cur = f"{cur} {word}" if cur else word
-    if cur:
-        lines.append(cur)
-    return [ln[:width] for ln in lines]
 
 
 def log_text(line: LogLine) -> Text:
