@@ -362,7 +362,8 @@ def gratings(
     coords = torch.arange(size, dtype=torch.float64)
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")
 
-    def draw(n: int, stream: int, *, noisy: bool = True) -> TensorDataset:
+    def draw(n: int, stream: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(clean images, their noise, labels) of ``n`` examples from ``stream``."""
         g = _generator(seed, stream)
         labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
         phase = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
@@ -371,21 +372,27 @@ def gratings(
         wave = torch.sin(2 * math.pi / 5 * proj + phase[:, None, None])
         images = colours[labels].double()[:, :, None, None] * wave[:, None]
         noise = pixel_noise * torch.randn(images.shape, generator=g, dtype=torch.float64)
-        return TensorDataset((images + noise if noisy else images).float(), labels)
+        return images, noise, labels
+
+    def noisy(n: int, stream: int) -> TensorDataset:
+        images, noise, labels = draw(n, stream)
+        return TensorDataset((images + noise).float(), labels)
 
     if not fresh_noise:
-        return _generated_task("gratings", "classification", draw, n_train, n_test, seed,
+        return _generated_task("gratings", "classification", noisy, n_train, n_test, seed,
                                probe_size, num_outputs=num_classes, in_features=None)
-    clean = draw(n_train, _STREAM_TRAIN, noisy=False)
-    noisy = draw(n_train, _STREAM_TRAIN)  # the same gratings, one fixed noise draw
+    images, noise, labels = draw(n_train, _STREAM_TRAIN)
     indices = draw_probe_indices(n_train, probe_size, seed)
+    idx = list(indices)  # the probe: one fixed noise draw of its examples
+    probe = TensorDataset((images[idx] + noise[idx]).float(), labels[idx])
 
     def add_noise(x: Tensor, generator: torch.Generator) -> Tensor:
         noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
         return x + pixel_noise * noise.to(x.device)
 
-    return TaskData(name="gratings", task="classification", train=clean,
-                    test=draw(n_test, _STREAM_TEST), probe=Subset(noisy, list(indices)),
+    return TaskData(name="gratings", task="classification",
+                    train=TensorDataset(images.float(), labels),
+                    test=noisy(n_test, _STREAM_TEST), probe=probe,
                     probe_indices=indices, num_outputs=num_classes, in_features=None,
                     augment=add_noise)
 
