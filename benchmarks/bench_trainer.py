@@ -24,16 +24,15 @@ import torch
 
 from sgdtop import profile as profile_mod
 from sgdtop.events import Event
-from sgdtop.train import Emitter, Trainer, prepare
+from sgdtop.recorder import RunRecorder
+from sgdtop.train import prepare, train
 
 
 def _trainer_steps_per_s(prof: profile_mod.Profile) -> float:
     setup = prepare(prof)
     events: list[Event] = []
-    emit = Emitter(events.append)
-    trainer = Trainer(setup, emit, lambda: False)
     t0 = time.perf_counter()
-    outcome = trainer.run()
+    outcome = train(setup, RunRecorder(sink=events.append))
     seconds = time.perf_counter() - t0 - sum(
         float(e["seconds"]) for e in events if e.kind == "spectrum")
     # evaluation runs once per epoch in both loops below; it is part of the loop

@@ -1,25 +1,26 @@
-"""One measurement as events: the code the built-in trainer (:mod:`sgdtop.train`) and the
-library monitor (:mod:`sgdtop.monitor`) share.
+"""One measurement of a model on its probe set: the torch side of
+:meth:`sgdtop.recorder.RunRecorder.measure`, shared by every recorder user (the built-in
+trainer, :class:`sgdtop.Monitor`, later framework callbacks).
 
-A *measurement* is, on the probe set (DESIGN.md):
+A *measurement* is, on the probe set (``docs/design.md``, "Measurement"):
 
-1. the top-k Hessian eigenvalues (:func:`sgdtop.spectrum.hessian_spectrum`) → one
-   ``spectrum`` event;
+1. the top-k Hessian eigenvalues (:func:`sgdtop.spectrum.hessian_spectrum`);
 2. for models of at most ``dense_max_params`` trainable parameters, the exact full spectrum
-   (:func:`sgdtop.spectrum.dense_spectrum`) → one ``dense_spectrum`` event;
-3. the dead-neuron share on the first probe batch (:func:`sgdtop.probes.dead_neurons`) →
-   one ``neurons`` event (always last: sinks close a measurement on it);
-4. where asked (:func:`emit_loss_slices`), after those: the loss along the top
-   eigenvectors → one ``loss_slice`` event (the paper's Fig. 7).
+   (:func:`sgdtop.spectrum.dense_spectrum`);
+3. the dead-neuron share on the first probe batch (:func:`sgdtop.neurons.dead_neurons`),
+   always last (sinks close a measurement on its record);
+4. where asked (:func:`take_slices`), after those: the loss along the top eigenvectors
+   (the paper's Fig. 7).
 
-Measuring is side-effect free: the spectrum and probe functions restore parameters,
-buffers, train/eval mode and ``.grad``; :func:`emit_measurement` also runs them inside
+:func:`take_measurement` yields the results in that order, so each record is written as
+soon as its result exists. Measuring is side-effect free: the spectrum and neuron functions
+restore parameters, buffers, train/eval mode and ``.grad``, and they run inside
 :func:`preserved_rng`, so torch's global random state (CPU and the model's CUDA device) is
 exactly as before and the training that follows draws the same numbers it would unmeasured.
 
-Also here, because both callers need them: :class:`Emitter` (stamps ``t``, ``step``,
-``epoch``), :func:`versions`, :func:`throttled_progress` (``spectrum_progress`` events) and
-:func:`evaluate_batches` (loss and accuracy of a model over batches, side-effect free).
+Also here: the types :data:`LossFn` and :data:`Batches` (defined once, imported by every
+layer above), :class:`MeasureSettings` (the options every recorder user shares),
+:func:`versions` and :func:`evaluate_batches`.
 """
 
 from __future__ import annotations
@@ -28,18 +29,21 @@ import contextlib
 import math
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import torch
 from torch import Tensor, nn
 
 import sgdtop
-from sgdtop.events import Event, make_event
+from sgdtop.models import count_params
 
 if TYPE_CHECKING:
+    from sgdtop.neurons import NeuronReport
     from sgdtop.spectrum import SpectrumResult
+    from sgdtop.spectrum.dense import DenseSpectrum
+    from sgdtop.spectrum.slices import LossSlices
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 """A loss: ``loss_fn(outputs, targets)`` → the mean loss of the batch (a 0-d tensor)."""
@@ -47,32 +51,40 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 Batches = list[tuple[Tensor, Tensor]]
 """The probe set as (inputs, targets) batches, already on the model's device."""
 
-#: Seconds between two ``spectrum_progress`` events of one measurement.
-PROGRESS_EVERY_S = 0.5
+BATCH_NORM_MODES: Final[tuple[str, ...]] = ("running", "batch")
+"""How batch norm is treated in H: ``running`` (eval mode, the paper) or ``batch`` (each
+probe micro-batch's statistics, the function SGD differentiates)."""
 
 
-class Emit(Protocol):
-    """Anything that turns ``(kind, **fields)`` into an event and writes it (an
-    :class:`Emitter`)."""
+@dataclass(frozen=True, slots=True)
+class MeasureSettings:
+    """What a measurement computes (the profile keys of the same names).
 
-    def __call__(self, kind: str, **fields: Any) -> Event: ...
+    Attributes:
+        k: top eigenvalues wanted; ``which``: ``"magnitude"`` (by |λ|) or ``"largest"``;
+            ``tol``: relative Ritz residual; ``seed``: the Lanczos start vector's seed (the
+            n-th measurement uses ``seed + n``); ``warm_start``: start from the previous
+            measurement's Ritz vectors; ``max_hvps``: cap on HVPs (None: no cap).
+        dead_threshold: a unit is dead when its mean |activation| is below this.
+        dense_max_params: exact full spectrum for models up to this many trainable
+            parameters (0: never).
+        batch_norm: one of :data:`BATCH_NORM_MODES`.
+        slice_k: directions of a loss slice (0: never slice); ``slice_points`` (odd ≥ 3)
+            distances j·``slice_step``·η.
+    """
 
-
-class Emitter:
-    """Stamps events with ``t`` (seconds since ``t0``, monotonic clock), ``step`` (optimizer
-    steps taken so far) and ``epoch`` (0-based) and hands them to ``sink``."""
-
-    def __init__(self, sink: Callable[[Event], None], t0: float | None = None) -> None:
-        self.sink = sink
-        self.t0 = time.monotonic() if t0 is None else t0
-        self.step = 0
-        self.epoch = 0
-
-    def __call__(self, kind: str, **fields: Any) -> Event:
-        ev = make_event(kind, time.monotonic() - self.t0, step=self.step, epoch=self.epoch,
-                        **fields)
-        self.sink(ev)
-        return ev
+    k: int = 30
+    which: str = "magnitude"
+    tol: float = 1e-3
+    seed: int = 0
+    warm_start: bool = True
+    max_hvps: int | None = None
+    dead_threshold: float = 1e-3
+    dense_max_params: int = 2000
+    batch_norm: str = "running"
+    slice_k: int = 0
+    slice_points: int = 21
+    slice_step: float = 1.0
 
 
 def versions() -> dict[str, str]:
@@ -92,119 +104,63 @@ def preserved_rng(device: torch.device) -> Iterator[None]:
         yield
 
 
-def throttled_progress(emit: Emit, *, every_s: float = PROGRESS_EVERY_S,
-                       check: Callable[[], None] | None = None,
-                       ) -> Callable[[int, float], None]:
-    """A ``progress(hvps, seconds)`` callback for :func:`sgdtop.spectrum.hessian_spectrum`
-    that emits ``spectrum_progress`` at most once per ``every_s`` seconds. ``check`` is
-    called on every report first; it may raise to abandon the measurement (a stop)."""
-    last = [time.monotonic()]
-
-    def progress(hvps: int, seconds: float) -> None:
-        if check is not None:
-            check()
-        now = time.monotonic()
-        if now - last[0] >= every_s:
-            last[0] = now
-            emit("spectrum_progress", hvps=hvps, seconds=seconds)
-
-    return progress
-
-
-def emit_measurement(
-    emit: Emit,
+def take_measurement(
     model: nn.Module,
     loss_fn: LossFn,
-    probe_batches: Batches,
+    probe: Batches,
+    settings: MeasureSettings,
     *,
-    k: int,
-    which: str = "magnitude",
-    tol: float = 1e-3,
-    seed: int = 0,
-    warm: SpectrumResult | None = None,
-    lr: float,
-    momentum: float,
-    dead_threshold: float = 1e-3,
-    dense_max_params: int = 2000,
-    max_hvps: int | None = None,
+    index: int = 0,
+    previous: SpectrumResult | None = None,
     progress: Callable[[int, float], None] | None = None,
-    batch_norm: str = "running",
-) -> SpectrumResult:
-    """Measure ``model`` on ``probe_batches`` and emit ``spectrum``, ``dense_spectrum``
-    (models of at most ``dense_max_params`` trainable parameters) and ``neurons``.
+) -> Iterator[SpectrumResult | DenseSpectrum | NeuronReport]:
+    """Measure ``model`` on ``probe``: yields the top-k result, then (small models) the
+    dense spectrum, then the dead-neuron report.
 
     Args:
-        emit: writes one event (an :class:`Emitter`).
-        model, loss_fn, probe_batches: what is measured; H is the Hessian of the mean of
-            ``loss_fn`` over the probe batches (weighted by batch size), model in eval mode.
-        k, which, tol, seed, max_hvps, progress: passed to ``hessian_spectrum``
-            (``which``: "magnitude" orders by |λ|, "largest" by λ; ``tol``: relative Ritz
-            residual; ``seed``: the Lanczos start vector).
-        warm: the previous measurement's result to warm-start Lanczos from, or None.
-        lr: learning rate η in force (NaN when unknown); gives η·λ₁ and 2(1+β)/η.
-        momentum: momentum β (0 for plain SGD).
-        dead_threshold: a unit is dead when its mean |activation| is below this.
-        dense_max_params: exact full spectrum for models up to this many parameters
-            (0: never).
-        batch_norm: ``"running"`` (eval mode, the paper) or ``"batch"`` (batch norm on
-            each probe micro-batch's statistics, as in training) for the Hessian.
-
-    Returns:
-        The spectrum result, to pass back as ``warm`` next time.
+        model, loss_fn, probe: what is measured; H is the Hessian of the mean of
+            ``loss_fn`` over the probe batches (weighted by batch size).
+        settings: see :class:`MeasureSettings`.
+        index: how many measurements this run took before (the seed is ``seed + index``).
+        previous: the previous top-k result, to warm-start from (used when
+            ``settings.warm_start``).
+        progress: ``progress(hvps, seconds)`` during the top-k run; may raise to abandon it.
 
     Raises:
-        sgdtop.spectrum.errors.NonFiniteError: the probe loss or an HVP is NaN/inf (a diverged
-            model); the events of this measurement are then not (all) written.
+        sgdtop.spectrum.errors.NonFiniteError: the probe loss or an HVP is NaN/inf (a
+            diverged model); the results after it are then not yielded.
     """
-    from sgdtop.probes import dead_neurons
+    from sgdtop.neurons import dead_neurons
     from sgdtop.spectrum import dense_spectrum, hessian_spectrum
 
-    device = probe_batches[0][0].device
-    num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    with preserved_rng(device):
-        res = hessian_spectrum(model, loss_fn, probe_batches, k=k, which=which, tol=tol,
-                               seed=seed, warm_start=warm, progress=progress,
-                               max_hvps=max_hvps, batch_norm=batch_norm)
-        emit("spectrum", **res.event_fields(lr=lr, momentum=momentum), k=k, which=which,
-             tol=tol, batch_norm=batch_norm)
-        if num_params <= dense_max_params:
-            d = dense_spectrum(model, loss_fn, probe_batches, max_params=dense_max_params,
-                               batch_norm=batch_norm)
-            emit("dense_spectrum", **d.event_fields(), seconds=d.seconds)
-        rep = dead_neurons(model, probe_batches[0][0], threshold=dead_threshold)
-        emit("neurons", dead_pct=float(rep.dead_pct), threshold=dead_threshold,
-             layers=[{"name": layer.name, "units": int(layer.units), "dead": int(layer.dead),
-                      "dead_pct": float(layer.dead_pct)} for layer in rep.layers])
-    return res
+    s = settings
+    with preserved_rng(probe[0][0].device):
+        yield hessian_spectrum(
+            model, loss_fn, probe, k=s.k, which=s.which, tol=s.tol, seed=s.seed + index,
+            warm_start=previous if s.warm_start else None, progress=progress,
+            max_hvps=s.max_hvps or None, batch_norm=s.batch_norm)
+        if count_params(model) <= s.dense_max_params:
+            yield dense_spectrum(model, loss_fn, probe, max_params=s.dense_max_params,
+                                 batch_norm=s.batch_norm)
+        yield dead_neurons(model, probe[0][0], threshold=s.dead_threshold)
 
 
-def emit_loss_slices(
-    emit: Emit,
-    model: nn.Module,
-    loss_fn: LossFn,
-    probe_batches: Batches,
-    result: SpectrumResult,
-    *,
-    lr: float,
-    directions: int = 4,
-    points: int = 21,
-    step: float = 1.0,
-    batch_norm: str = "running",
-) -> None:
-    """Emit a ``loss_slice``: the probe loss along the top ``directions`` Ritz vectors of
-    ``result`` (at most all k) at distances j·``step``·η, j = −m…m, ``points`` = 2m + 1
-    (:func:`sgdtop.spectrum.loss_slices`). Nothing is emitted when η is unknown (NaN) or
-    not positive: the distances are in units of η. Side-effect free."""
+def take_slices(model: nn.Module, loss_fn: LossFn, probe: Batches, result: SpectrumResult,
+                settings: MeasureSettings, *, lr: float) -> LossSlices | None:
+    """The probe loss along the top ``slice_k`` Ritz vectors of ``result`` (at most all k)
+    at distances j·``slice_step``·η, j = −m…m, ``slice_points`` = 2m + 1
+    (:func:`sgdtop.spectrum.loss_slices`). None when ``slice_k`` is 0 or η is unknown
+    (NaN) or not positive: the distances are in units of η. Side-effect free."""
     from sgdtop.spectrum import loss_slices, slice_distances
 
-    if not (math.isfinite(lr) and lr > 0):
-        return
-    m = min(directions, len(result.eigenvalues))
-    with preserved_rng(probe_batches[0][0].device):
-        sl = loss_slices(model, loss_fn, probe_batches, result.ritz_vectors[:, :m],
-                         slice_distances(lr, points, step), eigenvalues=result.eigenvalues[:m],
-                         lr=lr, batch_norm=batch_norm)
-    emit("loss_slice", **sl.event_fields())
+    if not settings.slice_k or not (math.isfinite(lr) and lr > 0):
+        return None
+    m = min(settings.slice_k, len(result.eigenvalues))
+    with preserved_rng(probe[0][0].device):
+        return loss_slices(model, loss_fn, probe, result.ritz_vectors[:, :m],
+                           slice_distances(lr, settings.slice_points, settings.slice_step),
+                           eigenvalues=result.eigenvalues[:m], lr=lr,
+                           batch_norm=settings.batch_norm)
 
 
 def is_classification(outputs: Tensor, targets: Tensor) -> bool:

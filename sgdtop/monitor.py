@@ -21,11 +21,15 @@ same events as ``sgdtop run`` writes (``run_start``, ``step``, ``spectrum``,
 ``sgdtop watch RUN`` shows it live from another terminal and ``replay``, ``runs``, ``show``,
 ``compare``, ``plot`` and ``export`` work on it.
 
-Definitions are DESIGN.md's: H is the Hessian of the mean of ``loss_fn`` over the *probe*
-batches (fixed, materialised once on the model's device) w.r.t. all trainable parameters,
-model in eval mode. Measuring changes nothing the training sees — parameters, buffers,
-train/eval mode, ``.grad``, optimizer state and torch's global random state — so a loop
-trains bit for bit the same with and without the monitor.
+Definitions are ``docs/design.md``'s: H is the Hessian of the mean of ``loss_fn`` over the
+*probe* batches (fixed, materialised once on the model's device) w.r.t. all trainable
+parameters, model in eval mode (``hessian_bn="running"``, the paper's protocol) or with batch
+norm on each probe batch's statistics (``hessian_bn="batch"``, the function SGD
+differentiates). The run is written by a :class:`sgdtop.recorder.RunRecorder`, the same
+lifecycle as ``sgdtop run``'s trainer (``docs/design.md``, "Run lifecycle"). Measuring
+changes nothing the training sees — parameters, buffers, train/eval mode, ``.grad``,
+optimizer state and torch's global random state — so a loop trains bit for bit the same
+with and without the monitor.
 
 How the run ends (``run_end``'s status): ``completed`` when the ``with`` block exits
 normally, ``interrupted`` on ``KeyboardInterrupt`` (Ctrl+C, or ``sgdtop stop RUN``, which
@@ -33,45 +37,45 @@ sends SIGINT to this process), ``failed`` on any other exception (which propagat
 ``diverged`` once a non-finite loss was passed to :meth:`Monitor.step` or the probe loss
 became non-finite (measurements stop then and the loop goes on; with
 ``stop_on_divergence=True`` :meth:`Monitor.step` raises :class:`Diverged` instead, which
-ends the ``with`` block and is swallowed by it). ``sys.exit(0)`` inside the block is a
-normal end.
+ends the ``with`` block and is swallowed by it), and ``failed`` when the run directory
+stops taking events (a full disk: one ``sgdtop: error:`` line on stderr, measurements stop,
+the loop goes on). ``sys.exit(0)`` inside the block is a normal end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from sgdtop.measure import (
+    BATCH_NORM_MODES,
     Batches,
-    Emitter,
     LossFn,
-    emit_loss_slices,
-    emit_measurement,
+    MeasureSettings,
     evaluate_batches,
     preserved_rng,
-    throttled_progress,
-    versions,
 )
-from sgdtop.store import PID_FILE, EventWriter, create_run_dir, new_run_id, runs_root
-
-if TYPE_CHECKING:
-    from sgdtop.spectrum import SpectrumResult
+from sgdtop.models import count_params
+from sgdtop.recorder import (
+    MAX_MESSAGE,
+    RunDescription,
+    RunDirError,
+    RunRecorder,
+    Subject,
+    new_run_id,
+)
+from sgdtop.store import runs_root
 
 Status = Literal["completed", "interrupted", "diverged", "failed"]
-_MAX_MESSAGE = 2000
 
 
 class MonitorError(ValueError):
@@ -171,6 +175,9 @@ class Monitor:
             default: classification when the probe's targets are integer class indices,
             else regression.
         which, tol, seed, warm_start, max_hvps: Lanczos settings (as the profile keys).
+        hessian_bn: batch norm in H: ``"running"`` (eval mode, the paper's protocol; a
+            warning is logged once when η·λ₁ reads far above the stability limit, as it
+            does for batch-norm models) or ``"batch"`` (each probe batch's statistics).
         slices: with every measurement, also the loss along this many top eigenvectors
             (a ``loss_slice`` event, the paper's Fig. 7; 0: never), at ``slice_points``
             distances t = j·``slice_step``·η (needs η: from the optimizer or ``lr``).
@@ -186,7 +193,8 @@ class Monitor:
 
     Raises:
         MonitorError: an empty or malformed probe, ``k`` larger than the number of
-            trainable parameters, or a negative ``every``.
+            trainable parameters, a negative ``every``, or other bad settings; at
+            :meth:`start`, a run directory that exists or cannot be written.
     """
 
     def __init__(
@@ -214,6 +222,7 @@ class Monitor:
         seed: int = 0,
         warm_start: bool = True,
         max_hvps: int | None = None,
+        hessian_bn: str = "running",
         slices: int = 0,
         slice_points: int = 21,
         slice_step: float = 1.0,
@@ -233,6 +242,8 @@ class Monitor:
             raise MonitorError(f"task must be 'classification' or 'regression', got {task!r}")
         if which not in ("magnitude", "largest"):
             raise MonitorError(f"which must be 'magnitude' or 'largest', got {which!r}")
+        if hessian_bn not in BATCH_NORM_MODES:
+            raise MonitorError(f"hessian_bn must be 'running' or 'batch', got {hessian_bn!r}")
         if slices < 0:
             raise MonitorError(f"slices must be >= 0 (eigenvectors to slice along), got {slices}")
         if slices and (slice_points < 3 or slice_points % 2 == 0):
@@ -242,7 +253,7 @@ class Monitor:
         self.model = model
         self.loss_fn = loss_fn
         self.device = _device_of(model)
-        self.num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.num_params = count_params(model)
         if k > self.num_params:
             raise MonitorError(f"k={k} is larger than the model's {self.num_params} "
                                "trainable parameters")
@@ -250,12 +261,12 @@ class Monitor:
         self.probe_size = sum(len(x) for x, _ in self.probe_batches)
         self.every, self.k, self.name = every, k, name
         self.optimizer = optimizer
-        self.which, self.tol, self.seed = which, tol, seed
-        self.warm_start, self.max_hvps = warm_start, max_hvps
-        self.slices, self.slice_points, self.slice_step = slices, slice_points, slice_step
-        self.dead_threshold, self.dense_max_params = dead_threshold, dense_max_params
+        self.settings = MeasureSettings(
+            k=k, which=which, tol=tol, seed=seed, warm_start=warm_start, max_hvps=max_hvps,
+            dead_threshold=dead_threshold, dense_max_params=dense_max_params,
+            batch_norm=hessian_bn, slice_k=slices, slice_points=slice_points,
+            slice_step=slice_step)
         self.measure_at_start, self.measure_at_end = measure_at_start, measure_at_end
-        self.step_event_seconds = step_event_seconds
         self.stop_on_divergence, self.quiet, self.open_tui = stop_on_divergence, quiet, open_tui
         self.batch_size, self.train_size, self.test_size = batch_size, train_size, test_size
         self.dataset = dataset
@@ -268,25 +279,42 @@ class Monitor:
         self.weight_decay = opt_wd or 0.0
         self._run_dir_arg = Path(run_dir) if run_dir is not None else None
         self._runs_dir_arg = runs_dir
-        self.run_dir: Path | None = None
-        self.run_id: str | None = None
-        self.status: Status | None = None  # set when the run has ended
-        self.steps = 0  # step() calls so far (optimizer steps)
-        self.measurements = 0
-        self.measure_seconds = 0.0
-        self._emit: Emitter | None = None
-        self._writer: EventWriter | None = None
-        self._warm: SpectrumResult | None = None
-        self._last_measured_step: int | None = None
-        self._diverged: str | None = None
-        self._last_loss = math.nan
+        self._recorder = RunRecorder(step_event_seconds=step_event_seconds)
+        self._warned_stop = False
         self._eta = math.nan  # η in force at the last step, NaN when unknown
         self._beta = 0.0  # β in force at the last step
-        self._pending_step = False
-        self._window_t = 0.0
-        self._window_steps = 0
-        self._window_measure = 0.0
         self._viewer: subprocess.Popen[bytes] | None = None
+
+    # --- what the recorder knows ----------------------------------------------------------
+    @property
+    def run_dir(self) -> Path | None:
+        """The run directory, once started."""
+        return self._recorder.run_dir
+
+    @property
+    def run_id(self) -> str | None:
+        """The run id (the run directory's name), once started."""
+        return self._recorder.run_id if self._recorder.started else None
+
+    @property
+    def status(self) -> Status | None:
+        """``run_end``'s status once the run has ended, else None."""
+        return self._recorder.status  # type: ignore[return-value]
+
+    @property
+    def steps(self) -> int:
+        """:meth:`step` calls so far (optimizer steps)."""
+        return self._recorder.clock.step
+
+    @property
+    def measurements(self) -> int:
+        """Measurements taken."""
+        return self._recorder.measurements
+
+    @property
+    def measure_seconds(self) -> float:
+        """Wall time spent measuring (s)."""
+        return self._recorder.measure_seconds
 
     # --- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> Monitor:
@@ -298,7 +326,7 @@ class Monitor:
         if exc is None:
             self.close()
             return False
-        if isinstance(exc, Diverged) and self._diverged is not None:
+        if isinstance(exc, Diverged) and self._recorder.diverged is not None:
             self.close()
             return True
         if isinstance(exc, KeyboardInterrupt):
@@ -307,16 +335,17 @@ class Monitor:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             self.close()  # sys.exit() / sys.exit(0) inside the block: a normal end
             return False
-        if self._emit is not None:
+        if self._recorder.started and self.status is None:
             lines = traceback.format_exception(exc_type, exc, tb)
             for line in "".join(lines).rstrip().splitlines()[-20:]:
-                self._emit("log", level="error", message=line[:_MAX_MESSAGE], source="trainer")
-        first = f"{type(exc).__name__}: {exc}".splitlines()[0][:_MAX_MESSAGE]
+                self._recorder.log(line, level="error")
+        first = f"{type(exc).__name__}: {exc}".splitlines()[0][:MAX_MESSAGE]
         self.close("failed", f"training raised {first}")
         return False
 
     def _settings(self) -> dict[str, Any]:
         """The resolved settings, saved as the run's ``profile.json`` (None: unknown)."""
+        s = self.settings
         return {
             "name": self.name, "source": "sgdtop.Monitor", "model": self.name,
             "model_class": type(self.model).__name__, "dataset": self.dataset,
@@ -324,11 +353,12 @@ class Monitor:
             "lr": self.lr, "batch_size": self.batch_size,
             "momentum": self.momentum if self.momentum is not None else 0.0,
             "weight_decay": self.weight_decay, "k": self.k, "every": self.every,
-            "which": self.which, "tol": self.tol, "seed": self.seed,
-            "warm_start": self.warm_start, "max_hvps": self.max_hvps or 0,
-            "slices": self.slices, "slice_points": self.slice_points,
-            "slice_step": self.slice_step,
-            "dead_threshold": self.dead_threshold, "dense_max_params": self.dense_max_params,
+            "which": s.which, "tol": s.tol, "seed": s.seed,
+            "warm_start": s.warm_start, "max_hvps": s.max_hvps or 0,
+            "hessian_bn": s.batch_norm,
+            "slices": s.slice_k, "slice_points": s.slice_points,
+            "slice_step": s.slice_step,
+            "dead_threshold": s.dead_threshold, "dense_max_params": s.dense_max_params,
             "probe_size": self.probe_size, "probe_batch": len(self.probe_batches[0][0]),
             "device": str(self.device),
             "optimizer": type(self.optimizer).__name__ if self.optimizer is not None else None,
@@ -336,36 +366,35 @@ class Monitor:
 
     def start(self) -> None:
         """Create the run directory, write ``run_start`` and measure once (unless
-        ``measure_at_start`` is False). Called by ``with``."""
-        if self._emit is not None:
+        ``measure_at_start`` is False). Called by ``with``.
+
+        Raises:
+            MonitorError: the run directory exists or cannot be created or written (the
+                message names it).
+        """
+        rec = self._recorder
+        if rec.started or rec.status is not None:
             raise RuntimeError("this Monitor has already started")
         settings = self._settings()
         if self._run_dir_arg is not None:
-            parent, run_id = self._run_dir_arg.parent, self._run_dir_arg.name
+            run_dir = self._run_dir_arg
         else:
-            parent = runs_root(self._runs_dir_arg)
-            run_id = new_run_id(self.name, self.lr, self.batch_size)
-        parent.mkdir(parents=True, exist_ok=True)
+            run_dir = runs_root(self._runs_dir_arg) / new_run_id(self.name, self.lr,
+                                                                   self.batch_size)
+        self._eta, self._beta = self._hyper(None, None, None)
+        description = RunDescription(
+            model=self.name, num_params=self.num_params, device=str(self.device),
+            dataset=self.dataset, train_size=self.train_size, test_size=self.test_size,
+            probe_size=self.probe_size, lr=self._eta, batch_size=self.batch_size,
+            momentum=self._beta, weight_decay=self.weight_decay, k=self.k, epochs=0,
+            steps_per_epoch=0, task=self.task, model_class=type(self.model).__name__,
+            optimizer=settings["optimizer"], source="monitor")
         try:
-            run_dir = create_run_dir(parent, run_id, settings)
-        except FileExistsError:
-            raise MonitorError(f"run directory {parent / run_id} already exists") from None
-        self.run_dir, self.run_id = run_dir, run_id
-        (run_dir / PID_FILE).write_text(f"{os.getpid()}\n")
-        self._writer = EventWriter(run_dir, None)
-        self._emit = Emitter(self._writer.write)
-        lr, momentum = self._hyper(None, None, None)
-        self._eta, self._beta = lr, momentum
-        self._emit("run_start", run_id=run_id, profile=settings, model=self.name,
-                   num_params=self.num_params, device=str(self.device), versions=versions(),
-                   dataset=self.dataset, train_size=self.train_size,
-                   test_size=self.test_size, probe_size=self.probe_size, lr=lr,
-                   batch_size=self.batch_size, momentum=momentum,
-                   weight_decay=self.weight_decay, k=self.k, epochs=0, steps_per_epoch=0,
-                   task=self.task, wall_time=time.time(),
-                   model_class=type(self.model).__name__, optimizer=settings["optimizer"],
-                   source="monitor")
-        self._window_t = time.monotonic()
+            rec.start(run_dir, profile=settings, description=description,
+                      subject=Subject(self.model, self.loss_fn, self.probe_batches,
+                                      self.settings))
+        except RunDirError as exc:
+            raise MonitorError(str(exc)) from None
         if not self.quiet:
             print(f"sgdtop: monitoring into {run_dir}  (watch it: sgdtop watch {run_dir})",
                   file=sys.stderr, flush=True)
@@ -381,19 +410,17 @@ class Monitor:
         """Write ``run_end`` and release the run directory (idempotent). ``status``
         defaults to ``diverged`` after a non-finite loss, else ``completed`` (after a last
         measurement when ``measure_at_end``)."""
-        if self._emit is None or self.status is not None:
+        rec = self._recorder
+        if not rec.started or rec.status is not None:
             return
-        emit = self._emit
         try:
             if status is None:
-                if self._diverged is not None:
-                    status, message = "diverged", self._diverged
-                elif self.measure_at_end and self._last_measured_step != self.steps:
-                    self._flush_step()
+                if rec.diverged is not None:
+                    status, message = "diverged", rec.diverged
+                elif self.measure_at_end and rec.last_measured_step != self.steps:
                     self.measure()
-                    if self._diverged is not None:  # the probe loss was not finite
-                        status, message = "diverged", self._diverged
-            self._flush_step()
+                    if rec.diverged is not None:  # the probe loss was not finite
+                        status, message = "diverged", rec.diverged
         except KeyboardInterrupt:
             status = "interrupted"
             message = f"interrupted (KeyboardInterrupt) at step {self.steps}"
@@ -401,19 +428,11 @@ class Monitor:
         except BaseException as exc:
             status = "failed"
             message = f"the last measurement raised {type(exc).__name__}: {exc}"
-            message = message.splitlines()[0][:_MAX_MESSAGE]
+            message = message.splitlines()[0][:MAX_MESSAGE]
             raise
         finally:
-            self.status = status or "completed"
-            emit("run_end", status=self.status,
-                 message=message or f"{self.steps} steps, {self.measurements} measurements",
-                 steps=self.steps, seconds=time.monotonic() - emit.t0,
-                 measurements=self.measurements, measure_seconds=self.measure_seconds)
-            if self._writer is not None:
-                self._writer.close()
-            if self.run_dir is not None:
-                with contextlib.suppress(OSError):
-                    (self.run_dir / PID_FILE).unlink()
+            rec.end(status or "completed",
+                    message or f"{self.steps} steps, {self.measurements} measurements")
             self._wait_viewer()
 
     # --- the viewer -------------------------------------------------------------------------
@@ -424,8 +443,10 @@ class Monitor:
             self.log("open_tui: stdin/stdout is not a terminal, so no viewer was started; follow "
                      f"the run with `sgdtop watch {self.run_dir}`", level="info")
             return
-        self._viewer = subprocess.Popen(  # the viewer owns the terminal (stdin included)
-            [sys.executable, "-m", "sgdtop", "watch", str(self.run_dir.resolve())])
+        # the viewer owns the terminal (stdin included); -P: the working directory is not
+        # put on its sys.path (a json.py there must not replace the standard library's)
+        self._viewer = subprocess.Popen(
+            [sys.executable, "-P", "-m", "sgdtop", "watch", str(self.run_dir.resolve())])
 
     def _wait_viewer(self) -> None:
         if self._viewer is None:
@@ -462,82 +483,38 @@ class Monitor:
 
         Measures on schedule (every ``every`` steps) unless the loss has diverged.
         """
-        emit = self._require_started()
-        self.steps += 1
-        emit.step = self.steps
-        if epoch is not None:
-            emit.epoch = epoch
+        rec = self._require_started()
         self._eta, self._beta = self._hyper(lr, momentum, optimizer)
         value = float(loss.detach()) if isinstance(loss, Tensor) else float(loss)
-        self._last_loss = value
-        self._window_steps += 1
-        self._pending_step = True
-        if not math.isfinite(value):
-            self._flush_step()
-            if self._diverged is None:
-                self._diverged = (f"training loss became {value} at step {self.steps} "
-                                  f"(η={self._eta:g})")
-                self.log(self._diverged + "; measurements stop", level="warning")
-            if self.stop_on_divergence:
-                raise Diverged(self._diverged)
+        if rec.step(value, lr=self._eta, batch_size=self.batch_size, epoch=epoch):
+            self.log(f"{rec.diverged}; measurements stop", level="warning")
+        if rec.diverged is not None:
+            if self.stop_on_divergence and not math.isfinite(value):
+                raise Diverged(rec.diverged)
             return
-        now = time.monotonic()
-        if now - self._window_t >= self.step_event_seconds:
-            self._flush_step()
-        if (self.every and self.steps % self.every == 0 and self._diverged is None):
-            self._flush_step()
+        if self.every and self.steps % self.every == 0:
             self.measure()
-
-    def _flush_step(self) -> None:
-        """Write the pending ``step`` event (throughput since the last one, measurement
-        time excluded)."""
-        if not self._pending_step or self._emit is None:
-            return
-        now = time.monotonic()
-        busy = now - self._window_t - (self.measure_seconds - self._window_measure)
-        steps_per_s = self._window_steps / busy if busy > 0 else math.nan
-        examples_per_s = (steps_per_s * self.batch_size if self.batch_size else math.nan)
-        self._emit("step", lr=self._eta, loss=self._last_loss, examples_per_s=examples_per_s,
-                   steps_per_s=steps_per_s)
-        self._pending_step = False
-        self._window_t, self._window_steps = now, 0
-        self._window_measure = self.measure_seconds
 
     def measure(self, lr: float | None = None, momentum: float | None = None,
                 optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Measure now: ``spectrum``, ``dense_spectrum`` (small models) and ``neurons``
-        events. Side-effect free. η and β: the arguments, else those in force at the last
-        :meth:`step` (before the first step: the optimizer's or the constructor's)."""
-        from sgdtop.spectrum.errors import NonFiniteError
-
-        emit = self._require_started()
-        if self._diverged is not None:
+        """Measure now: ``spectrum``, ``dense_spectrum`` (small models), ``neurons`` and,
+        with ``slices``, ``loss_slice`` events. Side-effect free. η and β: the arguments,
+        else those in force at the last :meth:`step` (before the first step: the
+        optimizer's or the constructor's)."""
+        rec = self._require_started()
+        if rec.diverged is not None or self._write_failed():
             return
         if lr is None and momentum is None and optimizer is None:
             eta, beta = self._eta, self._beta
         else:
             eta, beta = self._hyper(lr, momentum, optimizer)
-        t0 = time.monotonic()
-        try:
-            self._warm = emit_measurement(
-                emit, self.model, self.loss_fn, self.probe_batches, k=self.k,
-                which=self.which, tol=self.tol, seed=self.seed + self.measurements,
-                warm=self._warm if self.warm_start else None, lr=eta, momentum=beta,
-                dead_threshold=self.dead_threshold, dense_max_params=self.dense_max_params,
-                max_hvps=self.max_hvps, progress=throttled_progress(emit),
-            )
-            if self.slices:
-                emit_loss_slices(emit, self.model, self.loss_fn, self.probe_batches,
-                                 self._warm, lr=eta, directions=self.slices,
-                                 points=self.slice_points, step=self.slice_step)
-        except NonFiniteError as exc:  # the weights diverged; the user's loop goes on
-            self._diverged = f"measuring at step {self.steps}: {exc}"
-            self.log(self._diverged + "; measurements stop", level="warning")
-            return
-        finally:
-            self.measure_seconds += time.monotonic() - t0
-            self._last_measured_step = self.steps
-        self.measurements += 1
+        if not rec.measure(lr=eta, momentum=beta) and rec.diverged is not None:
+            self.log(f"{rec.diverged}; measurements stop", level="warning")
+
+    def _write_failed(self) -> bool:
+        """Whether the run directory stopped taking events (the recorder said so on
+        stderr; the run will end ``failed``)."""
+        return self._recorder.write_error is not None
 
     def eval(self, test_loss: float | None = None, test_acc: float | None = None, *,
              test: Iterable[Any] | None = None, train_loss: float | None = None,
@@ -550,7 +527,7 @@ class Monitor:
         accuracy over the probe set. Accuracy is NaN unless outputs are (b, C) logits and
         targets (b,) class indices.
         """
-        emit = self._require_started()
+        rec = self._require_started()
         if test is not None and (test_loss is None or test_acc is None):
             loss, acc = evaluate_batches(self.model, self.loss_fn, test, self.device)
             test_loss = loss if test_loss is None else test_loss
@@ -560,20 +537,19 @@ class Monitor:
                                          self.device)
             train_loss = loss if train_loss is None else train_loss
             train_acc = acc if train_acc is None else train_acc
-        self._flush_step()
-        emit("eval", train_loss=float(train_loss), train_acc=float(train_acc),
-             test_loss=math.nan if test_loss is None else float(test_loss),
-             test_acc=math.nan if test_acc is None else float(test_acc))
+        rec.eval(train_loss=float(train_loss), train_acc=float(train_acc),
+                 test_loss=math.nan if test_loss is None else float(test_loss),
+                 test_acc=math.nan if test_acc is None else float(test_acc))
 
     def log(self, message: str, level: str = "info") -> None:
         """Write a ``log`` event (``level``: info, warning or error)."""
-        emit = self._require_started()
-        emit("log", level=level, message=message[:_MAX_MESSAGE], source="trainer")
+        self._require_started().log(message, level=level)
 
-    def _require_started(self) -> Emitter:
-        if self._emit is None:
+    def _require_started(self) -> RunRecorder:
+        rec = self._recorder
+        if not rec.started:
             raise RuntimeError("the Monitor is not started: use `with sgdtop.Monitor(...) "
                                "as mon:` (or call mon.start())")
-        if self.status is not None:
-            raise RuntimeError(f"the Monitor's run has ended ({self.status})")
-        return self._emit
+        if rec.status is not None:
+            raise RuntimeError(f"the Monitor's run has ended ({rec.status})")
+        return rec

@@ -1,11 +1,12 @@
-"""Run directories: write (one writer: the trainer), list, resolve, read (replay) and
-follow (watch) them.
+"""Run directories: list, resolve, read (replay) and follow (watch) them. Writing them is
+the recorder's (:mod:`sgdtop.recorder`; its names are re-exported here for the CLI).
 
 A run directory ``<runs>/<run id>/`` holds
 
 - ``events.jsonl``: the event stream (:mod:`sgdtop.events`), one flushed line per event;
 - ``profile.json``: the resolved profile the run used;
-- ``trainer.pid``: the trainer's process id while it runs (removed at its end).
+- ``trainer.lock``: the trainer's liveness lock, held while it runs
+  (:mod:`sgdtop.recorder.liveness`).
 
 Nothing in a run directory is ever unpickled. Standard library only.
 """
@@ -16,20 +17,27 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
-from sgdtop.events import Event, EventError, ReadResult, decode, encode, read_events
+from sgdtop.events import Event, EventError, ReadResult, decode, read_events
+from sgdtop.recorder.liveness import LOCK_FILE, live_pid
+from sgdtop.recorder.rundir import (
+    EVENTS_FILE,
+    PROFILE_FILE,
+    check_writable,
+    create_run_dir,
+    new_run_id,
+)
+from sgdtop.recorder.writer import EventWriter
 
-EVENTS_FILE: Final[str] = "events.jsonl"
-PROFILE_FILE: Final[str] = "profile.json"
-PID_FILE: Final[str] = "trainer.pid"
+__all__ = ["EVENTS_FILE", "LOCK_FILE", "PROFILE_FILE", "EventWriter", "check_writable",
+           "create_run_dir", "new_run_id"]  # re-exported for the CLI and launch
+
 RUNS_ENV: Final[str] = "SGDTOP_RUNS_DIR"
 _ID_RE: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -43,81 +51,6 @@ def runs_root(path: str | Path | None = None) -> Path:
     if path is not None:
         return Path(path)
     return Path(os.environ.get(RUNS_ENV, "runs"))
-
-
-def new_run_id(model: str, lr: float | None, batch_size: int | None,
-               now: datetime | None = None) -> str:
-    """``YYYYmmdd-HHMMSS-<model>-lr<η>-b<S>-<4 hex>``: sortable by start time, readable,
-    unique. The ``lr``/``b`` parts are left out when unknown (None)."""
-    stamp = (now or datetime.now(UTC).astimezone()).strftime("%Y%m%d-%H%M%S")
-    if ":" in model:  # a custom factory "path/to/file.py:factory": name it by its file
-        model = Path(model.rsplit(":", 1)[0]).stem
-    parts = [stamp, re.sub(r"[^A-Za-z0-9]+", "", model) or "model"]
-    if lr is not None:
-        parts.append(f"lr{lr:g}")
-    if batch_size is not None:
-        parts.append(f"b{batch_size}")
-    return "-".join([*parts, secrets.token_hex(2)])
-
-
-def check_writable(root: Path) -> None:
-    """Raise OSError (with a clear strerror) unless runs can be created under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    probe = root / f".write-test-{os.getpid()}"
-    probe.write_text("")
-    probe.unlink()
-
-
-class EventWriter:
-    """The single writer of a run's events: appends each line to ``events.jsonl``
-    (flushed, so a killed trainer leaves every finished line readable) and writes the same
-    line to the event pipe, if any. Thread-safe. A broken pipe (the viewer went away) stops
-    the pipe copy only; the file goes on.
-    """
-
-    def __init__(self, run_dir: Path | None, pipe: IO[str] | None) -> None:
-        self._lock = threading.Lock()
-        self._file: IO[str] | None = None
-        self._pipe = pipe
-        if run_dir is not None:
-            self.open_file(run_dir)
-
-    def open_file(self, run_dir: Path) -> None:
-        """Start appending to ``run_dir/events.jsonl`` (events before this went to the
-        pipe only: the trainer creates its run directory once the input is valid)."""
-        with self._lock:
-            self._file = open(run_dir / EVENTS_FILE, "a", encoding="utf-8")  # noqa: SIM115
-
-    def write(self, ev: Event) -> None:
-        line = encode(ev)
-        with self._lock:
-            if self._file is not None:
-                self._file.write(line)
-                self._file.flush()
-            if self._pipe is not None:
-                try:
-                    self._pipe.write(line)
-                    self._pipe.flush()
-                except (BrokenPipeError, OSError, ValueError):
-                    self._pipe = None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-            if self._pipe is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._pipe.close()
-                self._pipe = None
-
-
-def create_run_dir(root: Path, run_id: str, profile: dict[str, Any]) -> Path:
-    """Create ``root/run_id`` with ``profile.json``; fails if it already exists."""
-    run_dir = root / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / PROFILE_FILE).write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
-    return run_dir
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -199,12 +132,9 @@ def process_alive(pid: int) -> bool:
 
 
 def trainer_pid(run_dir: Path) -> int | None:
-    """The pid in ``trainer.pid`` if that process is alive, else None."""
-    try:
-        pid = int((run_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if process_alive(pid) else None
+    """The pid of the process holding the run's trainer lock, else None
+    (:func:`sgdtop.recorder.liveness.live_pid`)."""
+    return live_pid(run_dir)
 
 
 @dataclass(frozen=True, slots=True)

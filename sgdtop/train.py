@@ -1,9 +1,10 @@
-"""The training loop and its measurement schedule: ``prepare(profile)`` builds data, model
-and probe set (raising :class:`InputError` for bad input before anything is written), and
-``train(setup, emitter, should_stop)`` runs SGD and emits the events of
-:mod:`sgdtop.events`.
+"""The built-in training loop and its measurement schedule: ``prepare(profile)`` builds
+data, model and probe set (raising :class:`InputError` for bad input before anything is
+written), and ``train(setup, recorder, run_dir)`` runs SGD through a
+:class:`~sgdtop.recorder.RunRecorder`, which writes the run (``docs/design.md``, "Run
+lifecycle"): this module only decides what to train and when to measure.
 
-Measurement is side-effect free (:mod:`sgdtop.spectrum`, :mod:`sgdtop.probes`), so a run
+Measurement is side-effect free (:mod:`sgdtop.spectrum`, :mod:`sgdtop.neurons`), so a run
 trains exactly as it would unmeasured. The measurement schedule (steps are optimizer steps
 taken so far):
 
@@ -25,24 +26,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from sgdtop import data as data_mod
 from sgdtop.custom import CustomTask, CustomTaskError, is_custom_spec, load_factory, task_data
-from sgdtop.measure import (
-    Emitter,
-    emit_loss_slices,
-    emit_measurement,
-    evaluate_batches,
-    throttled_progress,
-    versions,
-)
+from sgdtop.measure import Batches, LossFn, MeasureSettings, evaluate_batches
 from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
 from sgdtop.profile import Profile
-from sgdtop.spectrum.guard import batch_norm_layers
+from sgdtop.recorder import RunDescription, RunRecorder, StopRequested, Subject
 
 #: Expected Lanczos iterations per measurement, as a multiple of k, for the CPU estimate.
 _HVPS_PER_K_ESTIMATE = 3.0
@@ -56,10 +49,6 @@ class InputError(ValueError):
     """Bad input found while preparing a run; the message is one line."""
 
 
-class StopRequested(Exception):
-    """Raised inside the loop (or a measurement) when a stop was asked for."""
-
-
 @dataclass
 class Setup:
     """Everything a run trains on, built by :func:`prepare`."""
@@ -68,8 +57,8 @@ class Setup:
     device: torch.device
     task: data_mod.TaskData
     model: nn.Module
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    probe_batches: list[tuple[torch.Tensor, torch.Tensor]]
+    loss_fn: LossFn
+    probe_batches: Batches
     num_params: int
     train_size: int
     steps_per_epoch: int
@@ -154,7 +143,7 @@ def prepare(p: Profile) -> Setup:
     if p.k > num_params:
         raise InputError(f"k={p.k} is larger than the model's {num_params} trainable "
                          "parameters")
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    loss_fn: LossFn
     if custom is not None:
         loss_fn = custom.resolved_loss()
     else:
@@ -271,6 +260,28 @@ def _test_batches(setup: Setup, batch_size: int = 512) -> Iterable[tuple[torch.T
                                        num_workers=2 if setup.device.type == "cuda" else 0)
 
 
+def measure_settings(p: Profile) -> MeasureSettings:
+    """The measurement options of a profile."""
+    return MeasureSettings(
+        k=p.k, which=p.which, tol=p.tol, seed=p.seed, warm_start=p.warm_start,
+        max_hvps=p.max_hvps or None, dead_threshold=p.dead_threshold,
+        dense_max_params=p.dense_max_params, batch_norm=p.hessian_bn, slice_k=p.slice_k,
+        slice_points=p.slice_points, slice_step=p.slice_step)
+
+
+def describe(setup: Setup) -> RunDescription:
+    """``run_start``'s description of a prepared run."""
+    p, task = setup.profile, setup.task
+    return RunDescription(
+        model=p.model, num_params=setup.num_params, device=str(setup.device),
+        dataset=task.name, train_size=setup.train_size,
+        test_size=len(task.test),  # type: ignore[arg-type]
+        probe_size=len(task.probe),  # type: ignore[arg-type]
+        lr=p.lr, batch_size=p.batch_size, momentum=p.momentum,
+        weight_decay=p.weight_decay, k=p.k, epochs=p.epochs,
+        steps_per_epoch=setup.steps_per_epoch, task=task.task)
+
+
 @dataclass
 class Outcome:
     """How a run ended: a run_end status, a one-line message, steps taken."""
@@ -278,83 +289,34 @@ class Outcome:
     status: str
     message: str
     steps: int
-    measurements: int = 0  # spectrum measurements taken
-    measure_seconds: float = 0.0  # wall time spent measuring, s
 
 
 class Trainer:
-    """One run of SGD with measurements. Call :meth:`run`."""
+    """One run of SGD with measurements on a schedule (module docstring), recorded by
+    ``recorder`` (already started). Call :meth:`run`."""
 
-    def __init__(self, setup: Setup, emit: Emitter, should_stop: Callable[[], bool]) -> None:
-        self.s = setup
-        self.p = setup.profile
-        self.emit = emit
-        self.should_stop = should_stop
-        self.warm: Any = None
-        self.measurements = 0
-        self.measure_seconds = 0.0
-        self.last_measured_step = -1
-        self.bn_warned = False
-
-    # --- measurement -------------------------------------------------------------------
-    def _check_stop(self) -> None:
-        if self.should_stop():
-            raise StopRequested
+    def __init__(self, setup: Setup, recorder: RunRecorder) -> None:
+        self.setup = setup
+        self.profile = setup.profile
+        self.recorder = recorder
 
     def measure(self, lr: float) -> None:
-        """Spectrum (+ exact spectrum for small models) and dead neurons, as events."""
-        t0 = time.monotonic()
-        s, p = self.s, self.p
-        self.warm = emit_measurement(
-            self.emit, s.model, s.loss_fn, s.probe_batches, k=p.k, which=p.which, tol=p.tol,
-            seed=p.seed + self.measurements, warm=self.warm if p.warm_start else None,
-            lr=lr, momentum=p.momentum, dead_threshold=p.dead_threshold,
-            dense_max_params=p.dense_max_params, max_hvps=p.max_hvps or None,
-            progress=throttled_progress(self.emit, check=self._check_stop),
-            batch_norm=p.hessian_bn)
-        self.warn_eval_mode_curvature(lr)
-        if p.slice_every and self.emit.step <= p.slice_until:
-            self.slice(lr)  # nothing when η is unknown: the distances are in units of η
-        self.measurements += 1
-        self.last_measured_step = self.emit.step
-        self.measure_seconds += time.monotonic() - t0
-
-    def warn_eval_mode_curvature(self, lr: float) -> None:
-        """Once per run: a ``log`` warning when a batch-norm model measured in eval mode
-        shows η·λ₁ over twice the stability limit 2(1+β). SGD cannot be stable on such a
-        curvature, so the measured Hessian (running statistics) is not the one training
-        follows — on ResNet20 it was 15-70× the batch-statistics one."""
-        p, res = self.p, self.warm
-        if self.bn_warned or p.hessian_bn != "running" or not (math.isfinite(lr) and lr > 0):
-            return
-        if not batch_norm_layers(self.s.model):
-            return
-        eta_lam, limit = lr * abs(res.eigenvalues[0]), 2.0 * (1.0 + p.momentum)
-        if math.isfinite(eta_lam) and eta_lam > 2.0 * limit:
-            self.bn_warned = True
-            self.emit("log", level="warning", source="trainer", message=(
-                f"η·λ₁ = {eta_lam:.3g} is far above 2(1+β) = {limit:.3g}, the most SGD is "
-                "stable on: with batch norm measured on running statistics (eval mode, the "
-                "paper's protocol) the Hessian is not the one training follows; "
-                "--set hessian_bn=batch measures that one"))
-
-    def slice(self, lr: float) -> None:
-        """The loss along the top ``slice_k`` Ritz vectors of the measurement just taken,
-        at distances j·slice_step·η, as a ``loss_slice`` event."""
-        s, p = self.s, self.p
-        emit_loss_slices(self.emit, s.model, s.loss_fn, s.probe_batches, self.warm, lr=lr,
-                         directions=p.slice_k, points=p.slice_points, step=p.slice_step,
-                         batch_norm=p.hessian_bn)
+        """One measurement at η = ``lr``, with a loss slice while ``slice_every`` is on
+        and the step is at most ``slice_until`` (nothing when η is unknown: the distances
+        are in units of η)."""
+        p, rec = self.profile, self.recorder
+        rec.measure(lr=lr, momentum=p.momentum,
+                    slices=bool(p.slice_every) and rec.clock.step <= p.slice_until)
 
     def evaluate(self) -> None:
-        train_loss, train_acc = _evaluate(self.s, self.s.probe_batches)
-        test_loss, test_acc = _evaluate(self.s, _test_batches(self.s))
-        self.emit("eval", train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
-                  test_acc=test_acc)
+        """Loss and accuracy on the probe set (train) and the test set, as an ``eval``."""
+        train_loss, train_acc = _evaluate(self.setup, self.setup.probe_batches)
+        test_loss, test_acc = _evaluate(self.setup, _test_batches(self.setup))
+        self.recorder.eval(train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                           test_acc=test_acc)
 
-    # --- the loop ------------------------------------------------------------------------
     def _due(self, step: int, epoch: int) -> bool:
-        p = self.p
+        p = self.profile
         if p.measure_every and step % p.measure_every == 0:
             return True
         if p.slice_every and step <= p.slice_until and step % p.slice_every == 0:
@@ -362,8 +324,9 @@ class Trainer:
         return bool(epoch == 0 and p.first_epoch_every and step % p.first_epoch_every == 0)
 
     def run(self) -> Outcome:
-        s, p, emit = self.s, self.p, self.emit
-        model = s.model
+        """Train ``epochs`` epochs (or until a stop, divergence or write failure)."""
+        setup, p, rec = self.setup, self.profile, self.recorder
+        model = setup.model
         params = [q for q in model.parameters() if q.requires_grad]
         opt = torch.optim.SGD(params, lr=p.lr, momentum=p.momentum,
                               weight_decay=p.weight_decay)
@@ -371,71 +334,55 @@ class Trainer:
         step = 0
         try:
             if p.measure_at_start:
-                self.measure(lr_at(p, 0, s.steps_per_epoch))
+                self.measure(lr_at(p, 0, setup.steps_per_epoch))
             model.train()
             for epoch in range(p.epochs):
-                emit.epoch = epoch
-                window_t = time.monotonic()
-                window_steps = window_examples = 0
-                window_measure = self.measure_seconds
-                for x, y in _train_batches(s, gen):
-                    if self.should_stop():
+                rec.clock.epoch = epoch
+                for x, y in _train_batches(setup, gen):
+                    if rec.stopping:
                         raise StopRequested
-                    lr = lr_at(p, step, s.steps_per_epoch)
+                    lr = lr_at(p, step, setup.steps_per_epoch)
                     for group in opt.param_groups:
                         group["lr"] = lr
                     opt.zero_grad(set_to_none=True)
-                    loss = s.loss_fn(model(x), y)
+                    loss = setup.loss_fn(model(x), y)
                     loss.backward()
                     opt.step()
                     step += 1
-                    emit.step = step
-                    window_steps += 1
-                    window_examples += len(x)
-                    loss_value = float(loss.detach())
-                    now = time.monotonic()
-                    if not math.isfinite(loss_value):
-                        emit("step", lr=lr, loss=loss_value, examples_per_s=math.nan,
-                             steps_per_s=math.nan)
-                        return Outcome("diverged", f"training loss became {loss_value} at "
-                                       f"step {step} (η={lr:g})", step)
-                    busy = now - window_t - (self.measure_seconds - window_measure)
-                    if now - window_t >= p.step_event_seconds and busy > 0:
-                        emit("step", lr=lr, loss=loss_value,
-                             examples_per_s=window_examples / busy,
-                             steps_per_s=window_steps / busy)
-                        window_t, window_steps, window_examples = now, 0, 0
-                        window_measure = self.measure_seconds
-                    if self._due(step, epoch):
+                    rec.step(float(loss.detach()), lr=lr, batch_size=len(x))
+                    if rec.diverged is None and self._due(step, epoch):
                         self.measure(lr)
+                    if rec.diverged is not None:
+                        return Outcome("diverged", rec.diverged, step)
                 self.evaluate()
                 epoch_due = ((epoch + 1) % p.measure_every_epochs == 0
                              or epoch == p.epochs - 1)
-                if p.measure_each_epoch and epoch_due and self.last_measured_step != step:
-                    self.measure(lr_at(p, max(step - 1, 0), s.steps_per_epoch))
+                if p.measure_each_epoch and epoch_due and rec.last_measured_step != step:
+                    self.measure(lr_at(p, max(step - 1, 0), setup.steps_per_epoch))
+                    if rec.diverged is not None:
+                        return Outcome("diverged", rec.diverged, step)
             return Outcome("completed", f"{p.epochs} epochs, {step} steps", step)
         except StopRequested:
             return Outcome("interrupted", f"stopped at step {step}", step)
 
 
-def train(setup: Setup, emit: Emitter, should_stop: Callable[[], bool],
-          run_id: str) -> Outcome:
-    """Emit ``run_start``, train with measurements, and return the outcome (the caller
-    writes ``run_end``)."""
+def train(setup: Setup, recorder: RunRecorder, run_dir: Path | None = None,
+          on_created: Callable[[Path], None] | None = None) -> Outcome:
+    """The run up to its end: ``recorder.start`` (creating ``run_dir``; None: pipe and
+    sink only), the setup's warnings as ``log`` records, training with measurements.
+    Returns the outcome; the caller ends the run with ``recorder.end(outcome.status,
+    outcome.message)`` (the worker first collects its captured output).
+
+    Raises:
+        sgdtop.recorder.RunDirError: ``run_dir`` cannot be created (nothing was written).
+    """
     p = setup.profile
-    emit("run_start", run_id=run_id, profile=p.to_dict(), model=p.model,
-         num_params=setup.num_params, device=str(setup.device), versions=versions(),
-         dataset=setup.task.name, train_size=setup.train_size, test_size=len(setup.task.test),  # type: ignore[arg-type]
-         probe_size=len(setup.task.probe), lr=p.lr, batch_size=p.batch_size,  # type: ignore[arg-type]
-         momentum=p.momentum, weight_decay=p.weight_decay, k=p.k, epochs=p.epochs,
-         steps_per_epoch=setup.steps_per_epoch, task=setup.task.task,
-         wall_time=time.time() - (time.monotonic() - emit.t0))
+    recorder.step_event_seconds = p.step_event_seconds
+    recorder.start(run_dir, profile=p.to_dict(), description=describe(setup),
+                   subject=Subject(setup.model, setup.loss_fn, setup.probe_batches,
+                                   measure_settings(p)), on_created=on_created)
     for message in setup.warnings:
-        emit("log", level="warning", message=message, source="trainer")
+        recorder.log(message, level="warning")
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        trainer = Trainer(setup, emit, should_stop)
-        outcome = trainer.run()
-    outcome.measurements = trainer.measurements
-    outcome.measure_seconds = trainer.measure_seconds
-    return outcome
+        return Trainer(setup, recorder).run()

@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import ENV, SGDTOP, alive, only_run, sgdtop, wait_for
 
 from sgdtop.events import read_events
-from sgdtop.store import PID_FILE
+from sgdtop.recorder import LOCK_FILE, live_pid
 
 SmokeRun = tuple[Path, subprocess.CompletedProcess[str]]
 
@@ -39,7 +39,7 @@ def test_smoke_run_writes_every_event_kind(smoke_run: SmokeRun) -> None:
     assert res.events[0].kind == "run_start" and res.events[-1].kind == "run_end"
     assert res.events[-1]["status"] == "completed"
     assert json.loads((run_dir / "profile.json").read_text())["name"] == "smoke"
-    assert not (run_dir / PID_FILE).exists()
+    assert live_pid(run_dir) is None
     # the headless log: a line per measurement with the paper's quantities
     assert "ρ(H)" in proc.stderr and "κ30" in proc.stderr and "run completed" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -75,10 +75,12 @@ def _start_long(runs: Path, *extra: str) -> subprocess.Popen[str]:
 
 
 def _wait_running(runs: Path) -> tuple[Path, int]:
-    wait_for(lambda: any(runs.glob("*/events.jsonl")) and any(runs.glob(f"*/{PID_FILE}")))
+    wait_for(lambda: any(runs.glob("*/events.jsonl")) and any(runs.glob(f"*/{LOCK_FILE}")))
     run_dir = only_run(runs)
     wait_for(lambda: '"kind": "spectrum"' in (run_dir / "events.jsonl").read_text())
-    return run_dir, int((run_dir / PID_FILE).read_text())
+    pid = live_pid(run_dir)
+    assert pid is not None
+    return run_dir, pid
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

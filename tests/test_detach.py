@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from cli_helpers import ENV, SGDTOP, alive, only_run, sgdtop, wait_for
 
 from sgdtop.events import read_events
+from sgdtop.recorder import hold_lock
 
 
 def _watch(runs: Path, ref: str) -> subprocess.Popen[str]:
@@ -53,13 +53,13 @@ def test_watch_before_the_first_event(tmp_path: Path) -> None:
     run_dir = tmp_path / "20260101-000000-mlp-lr0.1-b32-0000"
     run_dir.mkdir()
     (run_dir / "profile.json").write_text("{}")
-    (run_dir / "trainer.pid").write_text(f"{os.getpid()}\n")
-    w = _watch(tmp_path, run_dir.name)
-    time.sleep(1.0)
-    assert w.poll() is None  # waiting
-    src = sgdtop("run", "smoke", "--epochs", "1", "--json", runs=tmp_path / "other")
-    (run_dir / "events.jsonl").write_text(src.stdout)
-    _, err = w.communicate(timeout=30)
+    with hold_lock(run_dir):  # the trainer lock, held by this process
+        w = _watch(tmp_path, run_dir.name)
+        time.sleep(1.0)
+        assert w.poll() is None  # waiting
+        src = sgdtop("run", "smoke", "--epochs", "1", "--json", runs=tmp_path / "other")
+        (run_dir / "events.jsonl").write_text(src.stdout)
+        _, err = w.communicate(timeout=30)
     assert w.returncode == 0 and "run completed" in err
 
 

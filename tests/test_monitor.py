@@ -22,7 +22,8 @@ import sgdtop
 from sgdtop.events import Event, read_events
 from sgdtop.logsink import LogSink
 from sgdtop.monitor import Diverged, Monitor, MonitorError, hyperparams
-from sgdtop.store import EVENTS_FILE, PID_FILE, PROFILE_FILE, RunFollower, run_info
+from sgdtop.recorder import LOCK_FILE, live_pid
+from sgdtop.store import EVENTS_FILE, PROFILE_FILE, RunFollower, run_info
 from sgdtop.tui.state import fold
 
 D_IN, CLASSES = 6, 3
@@ -120,7 +121,7 @@ def test_run_directory_and_events_like_sgdtop_run(
     run_dir = mon.run_dir
     assert run_dir is not None and mon.status == "completed"
     assert (run_dir / EVENTS_FILE).is_file() and (run_dir / PROFILE_FILE).is_file()
-    assert not (run_dir / PID_FILE).exists()
+    assert live_pid(run_dir) is None and not (run_dir / "trainer.pid").exists()
     evs = events_of(run_dir)
     kinds = Counter(ev.kind for ev in evs)
     assert evs[0].kind == "run_start" and evs[-1].kind == "run_end"
@@ -274,7 +275,7 @@ def test_keyboard_interrupt_is_interrupted(tmp_path: Path) -> None:
     evs = events_of(tmp_path / "r")
     assert evs[-1]["status"] == "interrupted" and evs[-1]["steps"] == 1
     assert not any(ev.kind == "spectrum" for ev in evs)  # no end measurement
-    assert not (tmp_path / "r" / PID_FILE).exists()
+    assert live_pid(tmp_path / "r") is None
 
 
 def test_exception_is_failed_and_propagates(tmp_path: Path) -> None:
@@ -301,7 +302,7 @@ def test_failure_in_the_first_measurement_still_ends_the_run(tmp_path: Path) -> 
         pass
     evs = events_of(tmp_path / "r")
     assert evs[-1]["status"] == "failed" and "shapes do not match" in evs[-1]["message"]
-    assert not (tmp_path / "r" / PID_FILE).exists()
+    assert live_pid(tmp_path / "r") is None
 
 
 def test_sys_exit_zero_is_a_normal_end(tmp_path: Path) -> None:
@@ -385,7 +386,9 @@ def test_open_tui_on_a_terminal_starts_sgdtop_watch(tmp_path: Path,
     with Monitor(make_model(), nn.CrossEntropyLoss(), probe=[(x, y)], k=2, open_tui=True,
                  run_dir=tmp_path / "r", measure_at_start=False, quiet=True) as mon:
         viewer = mon._viewer
-    assert started == [[sys.executable, "-m", "sgdtop", "watch", str((tmp_path / "r").resolve())]]
+    # -P: the viewer starts with the working directory off sys.path (issue 12.7)
+    assert started == [[sys.executable, "-P", "-m", "sgdtop", "watch",
+                        str((tmp_path / "r").resolve())]]
     assert isinstance(viewer, FakeViewer) and viewer.waited  # waited for at the end
 
 
@@ -398,7 +401,8 @@ def test_run_follower_reads_a_monitor_run_live(tmp_path: Path) -> None:
     x, y = make_data().tensors
     with Monitor(make_model(), nn.CrossEntropyLoss(), probe=[(x, y)], every=2, k=2,
                  run_dir=run_dir, quiet=True, step_event_seconds=0.0) as mon:
-        assert (run_dir / PID_FILE).read_text().strip() == str(os.getpid())
+        assert live_pid(run_dir) == os.getpid()
+        assert (run_dir / LOCK_FILE).read_text().strip() == str(os.getpid())
         assert run_info(run_dir).status == "running"
         for _ in range(4):
             mon.step(loss=1.0, lr=0.1)

@@ -39,14 +39,14 @@ def test_one_profile_per_figure_says_what_it_takes() -> None:
 
 
 def test_measure_every_epochs_schedule() -> None:
-    from sgdtop.measure import Emitter
+    from sgdtop.recorder import RunRecorder
     from sgdtop.train import prepare, train
 
     events = []
     setup = prepare(P.load("smoke", overrides={
         "epochs": 5, "measure_every_epochs": 2, "first_epoch_every": 0,
         "measure_at_start": False, "k": 3, "dense_max_params": 0}))
-    train(setup, Emitter(events.append), lambda: False, "t")
+    train(setup, RunRecorder(sink=events.append))
     # 8 steps per epoch: the ends of epochs 2 and 4, and the last epoch (5)
     assert [ev.step for ev in events if ev.kind == "spectrum"] == [16, 32, 40]
     with pytest.raises(P.ProfileError, match="measure_every_epochs"):

@@ -14,9 +14,9 @@ from tui_fixtures import normal_run, slice_run
 
 from sgdtop import data as data_mod
 from sgdtop.events import Event, read_events
-from sgdtop.measure import Emitter
 from sgdtop.plot import PlotDataError, plot_runs
 from sgdtop.profile import ProfileError, load
+from sgdtop.recorder import RunRecorder
 from sgdtop.summary import RunEvents
 from sgdtop.train import InputError, prepare, train
 from sgdtop.tui import render
@@ -28,7 +28,7 @@ from sgdtop.tui.widgets import EigenChart, SliceChart
 def _train(**overrides: object) -> list[Event]:
     events: list[Event] = []
     setup = prepare(load("smoke", overrides=overrides))
-    outcome = train(setup, Emitter(events.append), lambda: False, "test-run")
+    outcome = train(setup, RunRecorder(sink=events.append))
     assert outcome.status == "completed"
     return events
 
@@ -197,7 +197,7 @@ def test_resnet_trains_and_is_measured_on_gratings() -> None:
         "probe_cap": 16, "image_size": 8, "measure_at_start": False})
     setup = prepare(p)
     assert setup.task.name == "gratings" and len(setup.task.probe) == 3
-    outcome = train(setup, Emitter(events.append), lambda: False, "test-gratings")
+    outcome = train(setup, RunRecorder(sink=events.append))
     assert outcome.status == "completed"
     (sp,) = [ev for ev in events if ev.kind == "spectrum"]
     assert len(sp["eigenvalues"]) == 3 and math.isfinite(sp["spectral_norm"])

@@ -89,8 +89,8 @@ def test_batch_mode_is_side_effect_free() -> None:
 
 
 def test_trainer_setting_reaches_the_events() -> None:
-    from sgdtop.measure import Emitter
     from sgdtop.profile import ProfileError, load
+    from sgdtop.recorder import RunRecorder
     from sgdtop.train import prepare, train
 
     events = []
@@ -98,7 +98,7 @@ def test_trainer_setting_reaches_the_events() -> None:
         "n_train": 64, "n_test": 16, "epochs": 1, "batch_size": 32, "k": 2,
         "probe_cap": 16, "image_size": 8, "measure_each_epoch": False,
         "hessian_bn": "batch"})
-    train(prepare(p), Emitter(events.append), lambda: False, "t")
+    train(prepare(p), RunRecorder(sink=events.append))
     (sp,) = [ev for ev in events if ev.kind == "spectrum"]
     assert sp["batch_norm"] == "batch"
     with pytest.raises(ProfileError, match="hessian_bn"):
@@ -109,8 +109,8 @@ def test_eval_mode_curvature_beyond_the_limit_is_flagged_once() -> None:
     """A batch-norm model measured on running statistics at initialization reads η·λ₁ far
     above 2(1+β) (ResNet20: ~300 at η=0.1): the trainer says so once and names the fix;
     with hessian_bn=batch, or without batch norm, it says nothing."""
-    from sgdtop.measure import Emitter
     from sgdtop.profile import load
+    from sgdtop.recorder import RunRecorder
     from sgdtop.train import prepare, train
 
     def warnings_of(**over: object) -> list[str]:
@@ -118,7 +118,7 @@ def test_eval_mode_curvature_beyond_the_limit_is_flagged_once() -> None:
         p = load("resnet20-gratings-cpu", overrides={
             "n_train": 64, "n_test": 16, "epochs": 2, "batch_size": 32, "k": 2,
             "probe_cap": 16, "image_size": 8, **over})
-        train(prepare(p), Emitter(events.append), lambda: False, "t")
+        train(prepare(p), RunRecorder(sink=events.append))
         return [ev["message"] for ev in events
                 if ev.kind == "log" and "hessian_bn=batch" in ev["message"]]
 
@@ -129,11 +129,11 @@ def test_eval_mode_curvature_beyond_the_limit_is_flagged_once() -> None:
 
 
 def _smoke_warnings() -> list[str]:
-    from sgdtop.measure import Emitter
     from sgdtop.profile import load
+    from sgdtop.recorder import RunRecorder
     from sgdtop.train import prepare, train
 
     events: list = []
-    train(prepare(load("smoke", overrides={"lr": 5.0, "epochs": 1})), Emitter(events.append),
-          lambda: False, "t")
+    train(prepare(load("smoke", overrides={"lr": 5.0, "epochs": 1})),
+          RunRecorder(sink=events.append))
     return [ev["message"] for ev in events if ev.kind == "log"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdtop.probes import dead_neurons
+from sgdtop.neurons import dead_neurons
 from sgdtop.spectrum import (
     HVP_METHODS,
     ProbeHessian,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class SpectrumError(Exception):
-    """Base class of every error raised by :mod:`sgdtop.spectrum` and :mod:`sgdtop.probes`."""
+    """Base class of every error raised by :mod:`sgdtop.spectrum` and :mod:`sgdtop.neurons`."""
 
 
 class SpectrumInputError(SpectrumError, ValueError):

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdtop.events import make_event
 from sgdtop.models import build_model
-from sgdtop.probes import dead_neurons
+from sgdtop.neurons import dead_neurons
+from sgdtop.recorder.clock import RunClock
+from sgdtop.recorder.records import neurons_record
 from sgdtop.spectrum import SpectrumInputError
 
 
@@ -130,11 +131,11 @@ def test_paper_models_one_site_per_relu_module() -> None:
     assert r.units == 16 + 6 * 16 + 6 * 32 + 6 * 64
 
 
-def test_event_fields_are_a_valid_neurons_event() -> None:
+def test_report_becomes_a_valid_neurons_record() -> None:
     r = dead_neurons(_mlp(), torch.randn(8, 4))
-    fields = r.event_fields()
-    make_event("neurons", 2.0, step=10, epoch=0, **fields)
-    assert fields["layers"][0] == {"name": "1", "units": 8, "dead": 3, "dead_pct": 37.5}
+    rec = neurons_record(RunClock().header(), r)
+    assert rec.kind == "neurons"
+    assert rec["layers"][0] == {"name": "1", "units": 8, "dead": 3, "dead_pct": 37.5}
 
 
 def test_no_relu_gives_nan() -> None:

@@ -1,10 +1,10 @@
 """Dead neurons: units whose mean |activation| over the probe batch is below a threshold.
 
-Definition (``shared/DESIGN.md``): a *unit* is an output feature of a dense layer or an
-output channel of a conv layer, taken after each ReLU; it is *dead* when the mean of
-``|a|`` over the examples (and, for a conv channel, over its spatial positions) is below
-``threshold`` (1e-3, the paper's). Reported per ReLU site and overall (units pooled over
-all sites), in percent.
+Definition (``docs/design.md``, "Dead neurons"): a *unit* is an output feature of a dense
+layer or an output channel of a conv layer, taken after each ReLU; it is *dead* when the
+mean of ``|a|`` over the examples (and, for a conv channel, over its spatial positions) is
+below ``threshold`` (1e-3, the paper's). Reported per ReLU site and overall (units pooled
+over all sites), in percent.
 
 How the activations are found, in one forward pass per batch, model in eval mode (dropout
 off, batch norm on its running statistics, as for the Hessian):
@@ -46,7 +46,7 @@ DEAD_THRESHOLD_DEFAULT: Final[float] = 1e-3
 FUNCTIONAL_RELUS: Final[frozenset[Callable[..., Any]]] = frozenset({
     F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_,
 })
-"""The functional ReLUs the probe intercepts."""
+"""The functional ReLUs :func:`dead_neurons` intercepts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,17 +78,6 @@ class NeuronReport:
     units: int
     dead: int
     examples: int
-
-    def event_fields(self) -> dict[str, Any]:
-        """The fields of the ``neurons`` event (``sgdtop.events``)."""
-        return {
-            "dead_pct": self.dead_pct,
-            "layers": [
-                {"name": x.name, "units": x.units, "dead": x.dead, "dead_pct": x.dead_pct}
-                for x in self.layers
-            ],
-            "threshold": self.threshold,
-        }
 
 
 class _Sites:
