@@ -31,7 +31,7 @@ Hooks, in order: :meth:`~RunRecorder.start` → (:meth:`~RunRecorder.step`,
 :meth:`~RunRecorder.measure`, :meth:`~RunRecorder.eval`, :meth:`~RunRecorder.log`)* →
 :meth:`~RunRecorder.end`. Records may also be written before ``start`` (log lines, a
 ``run_end`` for input refused before the run exists): they go to the pipe and sink only,
-and the log lines are written to the file after ``run_start``.
+and the log lines are written to the file after ``run_start``, at its ``t``.
 """
 
 from __future__ import annotations
@@ -246,11 +246,12 @@ class RunRecorder:
             self.run_id = self.run_id or "run"
             self.clock.restart()
             self.started = True
-            self.write(RunStart(**self.clock.header(), run_id=self.run_id,
-                                profile=dict(profile), versions=versions(),
-                                wall_time=time.time(), **_fields(description)))
-            for rec in self._early:  # already on the pipe: to the file, at t = 0
-                self.write(dataclasses.replace(rec, t=0.0), to_pipe=False)
+            header = self.clock.header()
+            self.write(RunStart(**header, run_id=self.run_id, profile=dict(profile),
+                                versions=versions(), wall_time=time.time(),
+                                **_fields(description)))
+            for rec in self._early:  # already on the pipe: to the file, at run_start's t
+                self.write(dataclasses.replace(rec, t=header["t"]), to_pipe=False)
             self._early.clear()
             self._win_t = time.monotonic()
             self._save_summary()
