@@ -322,6 +322,17 @@ def test_detached_trainer_keeps_its_log_in_the_run_directory(tmp_path: Path) -> 
     assert not list(Path("/tmp").glob("sgdtop-det.log"))
 
 
+def test_sgdtop_run_detach_writes_no_log_in_tmp(tmp_path: Path) -> None:
+    """``sgdtop run --detach`` (launch.start_detached): the trainer's log is in its run
+    directory; before, it was a world-readable ``/tmp/sgdtop-<id>.log``."""
+    started = sgdtop("run", "smoke", "--epochs", "1", "--detach", runs=tmp_path)
+    assert started.returncode == 0, started.stderr
+    (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    wait_for(lambda: '"kind": "run_end"' in (run_dir / EVENTS_FILE).read_text())
+    assert stat.S_IMODE((run_dir / TRAINER_LOG).stat().st_mode) == 0o600
+    assert not Path(f"/tmp/sgdtop-{run_dir.name}.log").exists()
+
+
 def test_detached_bad_input_is_said_on_stderr(tmp_path: Path) -> None:
     worker = Worker(tmp_path, _smoke(batch_size=100_000), tmp_path / "runs",
                     detached=True)

@@ -344,6 +344,8 @@ class RunRecorder:
                     self.write(neurons_record(header, res))
                 else:
                     self.write(dense_record(header, res))
+                if self.writer.file_error is not None:
+                    return False  # the run is failing: measure no further
             self._warn_eval_mode_curvature(lr, momentum)
             if slices and self._previous is not None:
                 sl = take_slices(sub.model, sub.loss_fn, sub.probe, self._previous,
