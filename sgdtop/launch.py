@@ -156,23 +156,30 @@ class TrainerProcess:
 def start_detached(profile: Profile, runs_dir: Path, wait_s: float = 120.0) -> tuple[str, int]:
     """Start a trainer that outlives this process and its terminal; returns
     (run id, pid) once the run directory holds its first event, or raises RuntimeError
-    with the trainer's own last words when it ends first."""
+    with the trainer's own last words when it ends first.
+
+    The trainer runs with ``--detached``: its raw output goes to a pipe read here until
+    its run directory exists, then to ``<run_dir>/trainer.log`` (mode 0600), never to a
+    file in the shared temporary directory."""
     run_id = new_run_id(profile.model, profile.lr, profile.batch_size)
     profile_json = _write_profile(profile)
-    log_path = Path(tempfile.gettempdir()) / f"sgdtop-{run_id}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            _worker_cmd(profile_json, runs_dir, run_id, None), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*_worker_cmd(profile_json, runs_dir, run_id, None), "--detached"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True)
+    assert proc.stderr is not None
     events = runs_dir / run_id / EVENTS_FILE
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if events.is_file() and events.stat().st_size > 0:
-            return run_id, proc.pid
-        code = proc.poll()
-        if code is not None:
-            text = log_path.read_text(encoding="utf-8", errors="replace").strip()
-            raise RuntimeError(text.splitlines()[-1] if text else
-                               f"the trainer exited with code {code}")
-        time.sleep(0.1)
-    return run_id, proc.pid
+    try:
+        while time.monotonic() < deadline:
+            if events.is_file() and events.stat().st_size > 0:
+                return run_id, proc.pid
+            code = proc.poll()
+            if code is not None:
+                text = proc.stderr.read().decode("utf-8", "replace").strip()
+                raise RuntimeError(text.splitlines()[-1] if text else
+                                   f"the trainer exited with code {code}")
+            time.sleep(0.1)
+        return run_id, proc.pid
+    finally:
+        proc.stderr.close()
