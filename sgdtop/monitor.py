@@ -73,6 +73,7 @@ from sgdtop.recorder import (
     Subject,
     new_run_id,
 )
+from sgdtop.schema import LogLevel
 from sgdtop.store import runs_root
 
 Status = Literal["completed", "interrupted", "diverged", "failed"]
@@ -541,7 +542,7 @@ class Monitor:
                  test_loss=math.nan if test_loss is None else float(test_loss),
                  test_acc=math.nan if test_acc is None else float(test_acc))
 
-    def log(self, message: str, level: str = "info") -> None:
+    def log(self, message: str, level: LogLevel = "info") -> None:
         """Write a ``log`` event (``level``: info, warning or error)."""
         self._require_started().log(message, level=level)
 

@@ -36,6 +36,7 @@ from sgdtop.measure import Batches, LossFn, MeasureSettings, evaluate_batches
 from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
 from sgdtop.profile import Profile
 from sgdtop.recorder import RunDescription, RunRecorder, StopRequested, Subject
+from sgdtop.schema import RunStatus
 
 #: Expected Lanczos iterations per measurement, as a multiple of k, for the CPU estimate.
 _HVPS_PER_K_ESTIMATE = 3.0
@@ -286,7 +287,7 @@ def describe(setup: Setup) -> RunDescription:
 class Outcome:
     """How a run ended: a run_end status, a one-line message, steps taken."""
 
-    status: str
+    status: RunStatus
     message: str
     steps: int
 

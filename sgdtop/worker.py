@@ -37,6 +37,7 @@ from typing import IO, Final
 from sgdtop.profile import Profile, ProfileError, apply_overrides
 from sgdtop.recorder import MAX_MESSAGE, RunDirError, RunRecorder
 from sgdtop.recorder.rundir import open_private_log
+from sgdtop.schema import LogLevel, LogSource, RunStatus
 
 EXIT_CODES: Final[dict[str, int]] = {
     "completed": 0, "interrupted": 130, "diverged": 3, "failed": 1, "bad_input": 2,
@@ -60,13 +61,14 @@ class _OutputCapture:
     """Redirects fds 1 and 2 into two pipes and hands each line, with its source
     (``"stdout"`` or ``"stderr"``), to ``on_line``."""
 
-    def __init__(self, on_line: Callable[[str, str], object]) -> None:
+    def __init__(self, on_line: Callable[[LogSource, str], object]) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         self._saved = (os.dup(1), os.dup(2))
         self._on_line = on_line
-        self._threads = []
-        for fd, source in ((1, "stdout"), (2, "stderr")):
+        self._threads: list[threading.Thread] = []
+        sources: tuple[tuple[int, LogSource], ...] = ((1, "stdout"), (2, "stderr"))
+        for fd, source in sources:
             read_fd, write_fd = os.pipe()
             os.dup2(write_fd, fd)
             os.close(write_fd)
@@ -74,7 +76,7 @@ class _OutputCapture:
             th.start()
             self._threads.append(th)
 
-    def _pump(self, read_fd: int, source: str) -> None:
+    def _pump(self, read_fd: int, source: LogSource) -> None:
         with os.fdopen(read_fd, "rb") as fh:
             for raw in fh:
                 for part in raw.replace(b"\r", b"\n").split(b"\n"):
@@ -103,7 +105,7 @@ class _OutputCapture:
             th.join(timeout=5)
 
 
-def _level_of(line: str) -> str:
+def _level_of(line: str) -> LogLevel:
     low = line.lower()
     if "error" in low or "traceback" in low or "exception" in low:
         return "error"
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     recorder = RunRecorder(pipe=pipe, stop_requested=stop,
                            report=lambda line: _write_line(stderr_fd[0], line))
 
-    def finish(status: str, message: str, code: int | None = None) -> int:
+    def finish(status: RunStatus, message: str, code: int | None = None) -> int:
         if pipe is None and recorder.run_dir is None:  # detached, nowhere to write: say it
             _write_line(stderr_fd[0], f"sgdtop: error: {message}")
         written = recorder.end(status, message)

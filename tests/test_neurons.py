@@ -15,6 +15,7 @@ from sgdtop.models import build_model
 from sgdtop.neurons import dead_neurons
 from sgdtop.recorder.clock import RunClock
 from sgdtop.recorder.records import neurons_record
+from sgdtop.schema import NeuronLayer, Neurons
 from sgdtop.spectrum import SpectrumInputError
 
 
@@ -135,7 +136,8 @@ def test_report_becomes_a_valid_neurons_record() -> None:
     r = dead_neurons(_mlp(), torch.randn(8, 4))
     rec = neurons_record(RunClock().header(), r)
     assert rec.kind == "neurons"
-    assert rec["layers"][0] == {"name": "1", "units": 8, "dead": 3, "dead_pct": 37.5}
+    assert isinstance(rec, Neurons)
+    assert rec.layers[0] == NeuronLayer(name="1", units=8, dead=3, dead_pct=37.5)
 
 
 def test_no_relu_gives_nan() -> None:

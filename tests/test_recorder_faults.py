@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from cli_helpers import ENV, alive, sgdtop, wait_for
 
-from sgdtop.events import Event, decode, make_event, read_events
 from sgdtop.profile import Profile, load
 from sgdtop.recorder import (
     EVENTS_FILE,
@@ -37,17 +36,13 @@ from sgdtop.recorder import (
     live_pid,
 )
 from sgdtop.recorder.lifecycle import RunDescription
+from sgdtop.schema import BadLine, Log, Record, RunEnd, Step, decode_line, read_events
 from sgdtop.store import create_run_dir, run_info
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 # --- helpers ----------------------------------------------------------------------------
-def _log(i: int) -> Event:
-    return make_event("log", float(i), step=i, epoch=0, level="info", message=f"line {i}",
-                      source="trainer")
-
-
 def _description() -> RunDescription:
     return RunDescription(model="m", num_params=1, device="cpu", dataset="d", train_size=0,
                           test_size=0, probe_size=0, lr=0.1, batch_size=None, momentum=0.0,
@@ -79,12 +74,15 @@ class Worker:
             os.close(fd)
         self._pipe = os.fdopen(read_fd, "rb") if read_fd is not None else None
 
-    def finish(self, timeout: float = 240) -> tuple[int, list[Event], str]:
+    def finish(self, timeout: float = 240) -> tuple[int, list[Record], str]:
         """(exit code, records read from the pipe, stderr)."""
-        records = []
+        records: list[Record] = []
         if self._pipe is not None:
             with self._pipe:
-                records = [decode(line) for line in self._pipe if line.endswith(b"\n")]
+                for line in self._pipe:
+                    rec = decode_line(line)
+                    assert not isinstance(rec, BadLine), rec
+                    records.append(rec)
         _, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, records, err.decode("utf-8", "replace")
 
@@ -126,8 +124,8 @@ def test_a_recycled_pid_is_not_a_live_trainer(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     run_dir = create_run_dir(runs, "20260101-000000-mlp-lr0.1-b32-dead", {"model": "mlp"})
     w = EventWriter(run_dir, None)
-    w.write(make_event("step", 1.0, step=1, epoch=0, lr=0.1, loss=1.0, examples_per_s=1.0,
-                       steps_per_s=1.0))
+    w.write(Step(t=1.0, step=1, epoch=0, lr=0.1, loss=1.0, examples_per_s=1.0,
+                 steps_per_s=1.0))
     w.close()
     unrelated = subprocess.Popen(["sleep", "60"])
     try:
@@ -183,13 +181,14 @@ def test_full_disk_with_a_fake_writer(tmp_path: Path, monkeypatch: pytest.Monkey
     res = read_events(path)
     assert path.stat().st_size == size  # cut back to the last whole line
     assert not res.bad_lines and not res.truncated_tail
-    assert [e.kind for e in res.events] == ["run_start", "log", "log", "log"]
+    assert [e.kind for e in res.records] == ["run_start", "log", "log", "log"]
     with os.fdopen(r, "rb") as fh:
-        piped = [decode(line) for line in fh]
-    assert [e.kind for e in piped][-3:] == ["log", "log", "run_end"]
+        piped = [decode_line(line) for line in fh]
+    assert [e.kind for e in piped if not isinstance(e, BadLine)][-3:] == [
+        "log", "log", "run_end"]
     end = piped[-1]
-    assert end["status"] == "failed" and end["message"] == reported[0].removeprefix(
-        "sgdtop: error: ")
+    assert isinstance(end, RunEnd) and end.status == "failed"
+    assert end.message == reported[0].removeprefix("sgdtop: error: ")
 
 
 @contextlib.contextmanager
@@ -221,13 +220,14 @@ def test_full_disk_stops_the_trainer_cleanly(tmp_path: Path) -> None:
         expected = f"sgdtop: error: cannot write {events}: No space left on device"
         assert code == 1, err
         assert [line for line in err.splitlines() if line.strip()] == [expected]
-        assert piped[-1].kind == "run_end" and piped[-1]["status"] == "failed"
-        assert piped[-1]["message"] == expected.removeprefix("sgdtop: error: ")
+        end = piped[-1]
+        assert isinstance(end, RunEnd) and end.status == "failed"
+        assert end.message == expected.removeprefix("sgdtop: error: ")
         res = read_events(events)
         assert not res.bad_lines and not res.truncated_tail
-        assert res.events[0].kind == "run_start"
-        assert any(e.kind == "spectrum" for e in res.events)
-        assert all(e.kind != "run_end" for e in res.events)
+        assert res.records[0].kind == "run_start"
+        assert any(e.kind == "spectrum" for e in res.records)
+        assert all(e.kind != "run_end" for e in res.records)
         assert live_pid(runs / "run") is None
 
 
@@ -242,7 +242,7 @@ def test_second_signal_after_run_end_keeps_exit_130(tmp_path: Path) -> None:
         worker.proc.send_signal(signal.SIGTERM)
     code, piped, err = worker.finish()
     assert code == 130, err
-    assert piped[-1]["status"] == "interrupted"
+    assert isinstance(piped[-1], RunEnd) and piped[-1].status == "interrupted"
     assert "Traceback" not in err
 
 
@@ -252,7 +252,8 @@ def test_two_quick_signals_exit_130(tmp_path: Path) -> None:
     worker.proc.send_signal(signal.SIGINT)
     worker.proc.send_signal(signal.SIGINT)
     code, piped, err = worker.finish()
-    assert code == 130 and piped[-1]["status"] == "interrupted", err
+    end = piped[-1]
+    assert code == 130 and isinstance(end, RunEnd) and end.status == "interrupted", err
 
 
 # --- 12.7: the Monitor's viewer does not import from the working directory ----------------
@@ -317,8 +318,8 @@ def test_detached_trainer_keeps_its_log_in_the_run_directory(tmp_path: Path) -> 
     mode = stat.S_IMODE(log.stat().st_mode)
     assert mode == 0o600 and not log.is_symlink()
     assert "RuntimeError: boom" in log.read_text()  # the crash traceback
-    end = read_events(worker.run_dir / EVENTS_FILE).events[-1]
-    assert end["status"] == "failed" and "boom" in end["message"]
+    end = read_events(worker.run_dir / EVENTS_FILE).records[-1]
+    assert isinstance(end, RunEnd) and end.status == "failed" and "boom" in end.message
     assert not list(Path("/tmp").glob("sgdtop-det.log"))
 
 
@@ -346,14 +347,14 @@ def test_captured_output_is_logged_on_the_trainers_clock(tmp_path: Path) -> None
     worker = Worker(tmp_path, _custom(tmp_path), tmp_path / "runs")
     code, piped, err = worker.finish()
     assert code == 0, err
-    saved = read_events(worker.run_dir / EVENTS_FILE).events
+    saved = read_events(worker.run_dir / EVENTS_FILE).records
     assert saved[0].kind == "run_start"
     for events in (saved, piped):
-        logs = {(e["source"], e["message"]) for e in events if e.kind == "log"}
+        logs = {(e.source, e.message) for e in events if isinstance(e, Log)}
         assert ("stdout", "hello from stdout") in logs
         assert ("stderr", "hello from stderr") in logs
         assert ("stdout", "factory stdout line") in logs  # before the run dir existed
-    in_run = [e for e in saved if e.kind == "log" and e["message"] == "hello from stdout"]
+    in_run = [e for e in saved if isinstance(e, Log) and e.message == "hello from stdout"]
     start = saved[0]
     assert in_run[0].t >= start.t and in_run[0].step is not None
     assert "hello from" not in err  # captured, not passed through raw

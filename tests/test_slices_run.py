@@ -13,10 +13,11 @@ from cli_helpers import only_run, sgdtop
 from tui_fixtures import normal_run, slice_run
 
 from sgdtop import data as data_mod
-from sgdtop.events import Event, read_events
+from sgdtop.events import read_events
 from sgdtop.plot import PlotDataError, plot_runs
 from sgdtop.profile import ProfileError, load
 from sgdtop.recorder import RunRecorder
+from sgdtop.schema import Record
 from sgdtop.summary import RunEvents
 from sgdtop.train import InputError, prepare, train
 from sgdtop.tui import render
@@ -25,8 +26,8 @@ from sgdtop.tui.state import RunState
 from sgdtop.tui.widgets import EigenChart, SliceChart
 
 
-def _train(**overrides: object) -> list[Event]:
-    events: list[Event] = []
+def _train(**overrides: object) -> list[Record]:
+    events: list[Record] = []
     setup = prepare(load("smoke", overrides=overrides))
     outcome = train(setup, RunRecorder(sink=events.append))
     assert outcome.status == "completed"
@@ -47,18 +48,18 @@ def test_slices_follow_the_schedule_and_the_ritz_vectors() -> None:
     assert sorted(spectra) == [0, 3, 6, 8, 9, 16]
     for ev in slices:
         sp = spectra[ev.step]
-        assert ev["eigenvalues"] == sp["eigenvalues"][:2]
-        eta = sp["lr"]
-        assert ev["distances"] == pytest.approx([-4 * eta, -2 * eta, 0.0, 2 * eta, 4 * eta])
-        assert ev["lr"] == eta
-        assert len(ev["losses"]) == 2 and all(len(r) == 5 for r in ev["losses"])
-        assert all(row[2] == ev["loss0"] for row in ev["losses"])
-        assert all(s <= 0 for s in ev["slopes"])
+        assert ev.eigenvalues == sp.eigenvalues[:2]
+        eta = sp.lr
+        assert ev.distances == pytest.approx([-4 * eta, -2 * eta, 0.0, 2 * eta, 4 * eta])
+        assert ev.lr == eta
+        assert len(ev.losses) == 2 and all(len(r) == 5 for r in ev.losses)
+        assert all(row[2] == ev.loss0 for row in ev.losses)
+        assert all(s <= 0 for s in ev.slopes)
         # near θ the loss follows the quadratic model L + g·t + ½λt²
-        for lam, g, row in zip(ev["eigenvalues"], ev["slopes"], ev["losses"], strict=True):
-            t = ev["distances"][3]
-            quad = ev["loss0"] + g * t + 0.5 * lam * t * t
-            assert row[3] == pytest.approx(quad, abs=0.05 * abs(row[3] - ev["loss0"]) + 1e-3)
+        for lam, g, row in zip(ev.eigenvalues, ev.slopes, ev.losses, strict=True):
+            t = ev.distances[3]
+            quad = ev.loss0 + g * t + 0.5 * lam * t * t
+            assert row[3] == pytest.approx(quad, abs=0.05 * abs(row[3] - ev.loss0) + 1e-3)
 
 
 def test_slices_off_by_default_and_training_is_unchanged() -> None:
@@ -66,8 +67,8 @@ def test_slices_off_by_default_and_training_is_unchanged() -> None:
     sliced = _train(first_epoch_every=0, slice_every=4, slice_until=4)
     assert not any(ev.kind == "loss_slice" for ev in plain)
 
-    def evals(evs: list[Event]) -> list[tuple[float, float]]:
-        return [(ev["train_loss"], ev["test_loss"]) for ev in evs if ev.kind == "eval"]
+    def evals(evs: list[Record]) -> list[tuple[float, float]]:
+        return [(ev.train_loss, ev.test_loss) for ev in evs if ev.kind == "eval"]
 
     assert evals(plain) == evals(sliced)  # side-effect free: the same training, bit for bit
 
@@ -84,7 +85,7 @@ def test_bad_slice_settings(key: str, value: object, message: str) -> None:
 def test_slice_k_above_k_uses_all_k() -> None:
     events = _train(k=2, slice_k=4, slice_every=8, slice_until=0, first_epoch_every=0)
     (sl,) = [ev for ev in events if ev.kind == "loss_slice"]
-    assert sl.step == 0 and len(sl["losses"]) == 2
+    assert sl.step == 0 and len(sl.losses) == 2
 
 
 def test_headless_run_prints_slices_and_plot_draws_them(tmp_path: Path) -> None:
@@ -191,7 +192,7 @@ def test_gratings_bad_arguments(kwargs: dict[str, object], message: str) -> None
 
 
 def test_resnet_trains_and_is_measured_on_gratings() -> None:
-    events: list[Event] = []
+    events: list[Record] = []
     p = load("resnet20-gratings-cpu", overrides={
         "n_train": 64, "n_test": 32, "epochs": 1, "batch_size": 32, "k": 3,
         "probe_cap": 16, "image_size": 8, "measure_at_start": False})
@@ -200,8 +201,8 @@ def test_resnet_trains_and_is_measured_on_gratings() -> None:
     outcome = train(setup, RunRecorder(sink=events.append))
     assert outcome.status == "completed"
     (sp,) = [ev for ev in events if ev.kind == "spectrum"]
-    assert len(sp["eigenvalues"]) == 3 and math.isfinite(sp["spectral_norm"])
-    assert 0.0 <= [ev for ev in events if ev.kind == "eval"][-1]["test_acc"] <= 1.0
+    assert len(sp.eigenvalues) == 3 and math.isfinite(sp.spectral_norm)
+    assert 0.0 <= [ev for ev in events if ev.kind == "eval"][-1].test_acc <= 1.0
 
 
 @pytest.mark.parametrize(("model", "dataset", "extra", "message"), [

@@ -100,7 +100,7 @@ def test_trainer_setting_reaches_the_events() -> None:
         "hessian_bn": "batch"})
     train(prepare(p), RunRecorder(sink=events.append))
     (sp,) = [ev for ev in events if ev.kind == "spectrum"]
-    assert sp["batch_norm"] == "batch"
+    assert sp.batch_norm == "batch"
     with pytest.raises(ProfileError, match="hessian_bn"):
         load("smoke", overrides={"hessian_bn": "train"})
 
@@ -119,8 +119,8 @@ def test_eval_mode_curvature_beyond_the_limit_is_flagged_once() -> None:
             "n_train": 64, "n_test": 16, "epochs": 2, "batch_size": 32, "k": 2,
             "probe_cap": 16, "image_size": 8, **over})
         train(prepare(p), RunRecorder(sink=events.append))
-        return [ev["message"] for ev in events
-                if ev.kind == "log" and "hessian_bn=batch" in ev["message"]]
+        return [ev.message for ev in events
+                if ev.kind == "log" and "hessian_bn=batch" in ev.message]
 
     (msg,) = warnings_of()
     assert "far above 2(1+β) = 3.8" in msg
@@ -136,4 +136,4 @@ def _smoke_warnings() -> list[str]:
     events: list = []
     train(prepare(load("smoke", overrides={"lr": 5.0, "epochs": 1})),
           RunRecorder(sink=events.append))
-    return [ev["message"] for ev in events if ev.kind == "log"]
+    return [ev.message for ev in events if ev.kind == "log"]

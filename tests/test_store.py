@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sgdtop.events import encode, make_event
+from sgdtop.schema import Log, RunEnd, Step
 from sgdtop.store import (
     EVENTS_FILE,
     EventWriter,
@@ -27,11 +28,11 @@ def _mk(root: Path, run_id: str, n_events: int = 2, end: bool = True) -> Path:
                                       "lr": 0.1, "batch_size": 32, "momentum": 0.0})
     w = EventWriter(d, None)
     for i in range(n_events):
-        w.write(make_event("step", float(i), step=i, epoch=0, lr=0.1, loss=1.0,
-                           examples_per_s=1.0, steps_per_s=1.0))
+        w.write(Step(t=float(i), step=i, epoch=0, lr=0.1, loss=1.0, examples_per_s=1.0,
+                     steps_per_s=1.0))
     if end:
-        w.write(make_event("run_end", 9.0, step=n_events, status="completed", message="ok",
-                           steps=n_events, seconds=9.0))
+        w.write(RunEnd(t=9.0, step=n_events, status="completed", message="ok",
+                       steps=n_events, seconds=9.0))
     w.close()
     return d
 
@@ -84,8 +85,7 @@ def test_writer_survives_a_broken_pipe(tmp_path: Path) -> None:
     d.mkdir()
     writer = EventWriter(d, os.fdopen(w, "w"))
     for i in range(3):
-        writer.write(make_event("log", float(i), level="info", message=f"m{i}",
-                                source="trainer"))
+        writer.write(Log(t=float(i), level="info", message=f"m{i}", source="trainer"))
     writer.close()
     assert len((d / EVENTS_FILE).read_text().splitlines()) == 3
 

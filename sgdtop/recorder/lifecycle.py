@@ -46,7 +46,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
-from sgdtop.recorder._kinds import Eval, Log, Record, RunEnd, RunStart, SpectrumProgress, Step
 from sgdtop.recorder.clock import RunClock
 from sgdtop.recorder.liveness import LockHandle, hold_lock
 from sgdtop.recorder.records import (
@@ -58,6 +57,18 @@ from sgdtop.recorder.records import (
 from sgdtop.recorder.rundir import RunDirError, create_run_dir
 from sgdtop.recorder.summary_file import SummaryKeeper
 from sgdtop.recorder.writer import EventWriter
+from sgdtop.schema import (
+    Eval,
+    Log,
+    LogLevel,
+    LogSource,
+    Record,
+    RunEnd,
+    RunStart,
+    RunStatus,
+    SpectrumProgress,
+    Step,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -157,7 +168,7 @@ class RunRecorder:
         self.started = False
         self.run_dir: Path | None = None
         self.run_id: str | None = None
-        self.status: str | None = None
+        self.status: RunStatus | None = None
         self.diverged: str | None = None
         self.measurements = 0
         self.measure_seconds = 0.0
@@ -247,9 +258,16 @@ class RunRecorder:
             self.clock.restart()
             self.started = True
             header = self.clock.header()
-            self.write(RunStart(**header, run_id=self.run_id, profile=dict(profile),
-                                versions=versions(), wall_time=time.time(),
-                                **_fields(description)))
+            d = description
+            self.write(RunStart(
+                **header, run_id=self.run_id, profile=dict(profile),
+                versions=dict[str, object](versions()), wall_time=time.time(),
+                model=d.model, num_params=d.num_params, device=d.device, dataset=d.dataset,
+                train_size=d.train_size, test_size=d.test_size, probe_size=d.probe_size,
+                lr=d.lr, batch_size=d.batch_size, momentum=d.momentum,
+                weight_decay=d.weight_decay, k=d.k, epochs=d.epochs,
+                steps_per_epoch=d.steps_per_epoch, task=d.task, model_class=d.model_class,
+                optimizer=d.optimizer, source=d.source))
             for rec in self._early:  # already on the pipe: to the file, at run_start's t
                 self.write(dataclasses.replace(rec, t=header["t"]), to_pipe=False)
             self._early.clear()
@@ -406,14 +424,15 @@ class RunRecorder:
         self.write(Eval(**self.clock.header(), train_loss=train_loss, train_acc=train_acc,
                         test_loss=test_loss, test_acc=test_acc))
 
-    def log(self, message: str, level: str = "info", source: str = "trainer") -> None:
+    def log(self, message: str, level: LogLevel = "info",
+            source: LogSource = "trainer") -> None:
         """Write a ``log`` record (``level``: info, warning, error; ``source``: trainer,
         stdout, stderr), the message cut to MAX_MESSAGE characters."""
         self.write(Log(**self.clock.header(), level=level, message=message[:MAX_MESSAGE],
                        source=source))
 
     # --- end --------------------------------------------------------------------------------
-    def end(self, status: str, message: str) -> str:
+    def end(self, status: RunStatus, message: str) -> RunStatus:
         """Write ``run_end`` (idempotent) and release the run: save ``summary.json``, close
         the writer, release the liveness lock. Returns the status written: ``failed`` with
         the write error as its message when the events file failed (the record then goes
@@ -442,15 +461,12 @@ class RunRecorder:
                 self._liveness.release()
             return status
 
-    def _final(self, status: str, message: str) -> tuple[str, str]:
+    def _final(self, status: RunStatus, message: str) -> tuple[RunStatus, str]:
         err = self.write_error
         return ("failed", err) if err is not None else (status, message)
 
-    def _run_end(self, status: str, message: str) -> Record:
+    def _run_end(self, status: RunStatus, message: str) -> Record:
         return RunEnd(**self.clock.header(), status=status, message=message[:MAX_MESSAGE],
                       steps=self.clock.step, seconds=self.clock.seconds(),
                       measurements=self.measurements, measure_seconds=self.measure_seconds)
 
-
-def _fields(d: RunDescription) -> dict[str, object]:
-    return {f.name: getattr(d, f.name) for f in dataclasses.fields(d)}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from sgdtop.recorder._kinds import DenseSpectrum, LossSlice, NeuronLayer, Neurons, Record, Spectrum
 from sgdtop.recorder.clock import Header
+from sgdtop.schema import DenseSpectrum, LossSlice, NeuronLayer, Neurons, Record, Spectrum
 
 if TYPE_CHECKING:
     from sgdtop.neurons import NeuronReport

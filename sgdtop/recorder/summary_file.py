@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sgdtop.recorder._kinds import Record
+from sgdtop.schema import Record
 
 
 class SummaryKeeper:
