@@ -20,15 +20,13 @@ exactly as before and the training that follows draws the same numbers it would 
 
 Also here: the types :data:`LossFn` and :data:`Batches` (defined once, imported by every
 layer above), :class:`MeasureSettings` (the options every recorder user shares),
-:func:`versions` and :func:`evaluate_batches`.
+:func:`evaluate_batches`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import platform
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -36,7 +34,6 @@ from typing import TYPE_CHECKING, Final
 import torch
 from torch import Tensor, nn
 
-import sgdtop
 from sgdtop.models import count_params
 
 if TYPE_CHECKING:
@@ -85,12 +82,6 @@ class MeasureSettings:
     slice_k: int = 0
     slice_points: int = 21
     slice_step: float = 1.0
-
-
-def versions() -> dict[str, str]:
-    """Versions of what produced the run (``run_start``'s ``versions``)."""
-    return {"sgdtop": sgdtop.__version__, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": sys.platform}
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from torch import nn
 
 from sgdtop import data as data_mod
 from sgdtop.custom import CustomTask, CustomTaskError, is_custom_spec, load_factory, task_data
+from sgdtop.format import duration
 from sgdtop.measure import Batches, LossFn, MeasureSettings, evaluate_batches
 from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
 from sgdtop.profile import Profile
@@ -161,7 +162,7 @@ def prepare(p: Profile) -> Setup:
         estimate = estimate_update_seconds(setup)
         if estimate > _SLOW_UPDATE_S:
             setup.warnings.append(
-                f"on CPU one spectrum update will take about {_fmt_duration(estimate)} "
+                f"on CPU one spectrum update will take about {duration(estimate)} "
                 f"({len(probe_batches)} probe batches, k={p.k}); lower it with a smaller "
                 "--k, --set probe_cap=512, fewer measurements (--set first_epoch_every=0), "
                 "or --device cuda")
@@ -179,10 +180,6 @@ def cpu_threads(requested: int, num_params: int) -> int:
     if requested > 0:
         return requested
     return 1 if num_params < _SMALL_MODEL_PARAMS else torch.get_num_threads()
-
-
-def _fmt_duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def estimate_update_seconds(setup: Setup) -> float:

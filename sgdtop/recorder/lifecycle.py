@@ -37,7 +37,9 @@ and the log lines are written to the file after ``run_start``, at its ``t``.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import math
+import platform
 import sys
 import threading
 import time
@@ -46,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Final
 
+import sgdtop
 from sgdtop.recorder.clock import RunClock
 from sgdtop.recorder.liveness import LockHandle, hold_lock
 from sgdtop.recorder.records import (
@@ -122,6 +125,21 @@ class RunDescription:
     model_class: str | None = None
     optimizer: str | None = None
     source: str | None = None
+
+
+def versions() -> dict[str, object]:
+    """Versions of what produced the run (``run_start``'s ``versions``): sgdtop, Python,
+    torch (the loaded module's, else the installed distribution's; None when absent) and
+    the platform. Imports no torch."""
+    torch = sys.modules.get("torch")
+    torch_version: str | None = getattr(torch, "__version__", None)
+    if torch_version is None:
+        try:
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            torch_version = None
+    return {"sgdtop": sgdtop.__version__, "python": platform.python_version(),
+            "torch": torch_version, "platform": sys.platform}
 
 
 def _stderr_line(line: str) -> None:
@@ -234,8 +252,6 @@ class RunRecorder:
             RunDirError: the directory exists, cannot be created, locked or written.
             RuntimeError: started twice.
         """
-        from sgdtop.measure import versions
-
         with self._lock:
             if self.started or self.status is not None:
                 raise RuntimeError("this run has already started")
@@ -261,7 +277,7 @@ class RunRecorder:
             d = description
             self.write(RunStart(
                 **header, run_id=self.run_id, profile=dict(profile),
-                versions=dict[str, object](versions()), wall_time=time.time(),
+                versions=versions(), wall_time=time.time(),
                 model=d.model, num_params=d.num_params, device=d.device, dataset=d.dataset,
                 train_size=d.train_size, test_size=d.test_size, probe_size=d.probe_size,
                 lr=d.lr, batch_size=d.batch_size, momentum=d.momentum,
