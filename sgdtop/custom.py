@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Final
 from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
+from sgdtop.measure import LossFn
+
 if TYPE_CHECKING:
     from sgdtop.data import TaskData
 
@@ -72,13 +74,13 @@ class CustomTask:
     model: nn.Module
     train: Dataset[Any]
     test: Dataset[Any]
-    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None
+    loss_fn: LossFn | None = None
     task: str = "classification"
     num_outputs: int | None = None
     name: str = "custom"
     train_eval: Dataset[Any] | None = None
 
-    def resolved_loss(self) -> Callable[[Tensor, Tensor], Tensor]:
+    def resolved_loss(self) -> LossFn:
         """``loss_fn``, or the default for ``task`` when it is None."""
         if self.loss_fn is not None:
             return self.loss_fn

@@ -452,3 +452,30 @@ def test_loss_slices_from_the_monitor_leave_training_unchanged(tmp_path: Path) -
     with pytest.raises(MonitorError, match="slice_points"):
         Monitor(model, nn.CrossEntropyLoss(), probe=[make_data(8).tensors], slices=2,
                 slice_points=4, runs_dir=tmp_path)
+
+
+def test_hessian_bn_and_the_eval_mode_warning(tmp_path: Path) -> None:
+    """The Monitor has the trainer's options: hessian_bn reaches the spectrum events, and a
+    batch-norm model measured on running statistics at an η·λ₁ far above 2(1+β) gets the
+    trainer's one warning (not with hessian_bn="batch", not without batch norm)."""
+    x, y = make_data().tensors
+
+    def warnings_of(run: str, **kw: Any) -> tuple[list[str], set[str]]:
+        torch.manual_seed(0)
+        with Monitor(kw.pop("model", make_model()), nn.CrossEntropyLoss(), probe=[(x, y)],
+                     k=2, every=1, lr=1e3, run_dir=tmp_path / run, quiet=True, **kw) as mon:
+            mon.step(loss=1.0)
+            mon.step(loss=1.0)
+        evs = events_of(tmp_path / run)
+        return ([ev["message"] for ev in evs if ev.kind == "log"
+                 and "hessian_bn=batch" in ev["message"]],
+                {ev["batch_norm"] for ev in evs if ev.kind == "spectrum"})
+
+    msgs, modes = warnings_of("running")
+    assert len(msgs) == 1 and "far above 2(1+β)" in msgs[0] and modes == {"running"}
+    msgs, modes = warnings_of("batch", hessian_bn="batch")
+    assert msgs == [] and modes == {"batch"}
+    msgs, _ = warnings_of("plain", model=make_model(bn_dropout=False))
+    assert msgs == []
+    with pytest.raises(MonitorError, match="hessian_bn"):
+        Monitor(make_model(), nn.CrossEntropyLoss(), probe=[(x, y)], hessian_bn="train")
