@@ -156,6 +156,8 @@ class RunRecorder:
         step_event_seconds: at most one ``step`` record per this many seconds.
         report: where the one ``sgdtop: error: ...`` line of a write failure goes
             (default: ``sys.stderr``).
+        rank: the process rank in a distributed run (stamped on ``log`` records; None
+            otherwise). Only one process (rank 0) records a run.
 
     Attributes:
         clock: stamps every record (``t``, ``step``, ``epoch``); ``clock.step`` counts
@@ -170,12 +172,14 @@ class RunRecorder:
                  sink: Callable[[Record], None] | None = None,
                  stop_requested: Callable[[], bool] | None = None,
                  step_event_seconds: float = 0.2,
-                 report: Callable[[str], None] = _stderr_line) -> None:
+                 report: Callable[[str], None] = _stderr_line,
+                 rank: int | None = None) -> None:
         self.clock = RunClock()
         self.writer = EventWriter(None, pipe)
         self._sink = sink
         self._stop_requested = stop_requested
         self._report = report
+        self.rank = rank
         self.step_event_seconds = step_event_seconds
         self._lock = threading.RLock()
         self._summary: SummaryKeeper | None = None
@@ -445,7 +449,7 @@ class RunRecorder:
         """Write a ``log`` record (``level``: info, warning, error; ``source``: trainer,
         stdout, stderr), the message cut to MAX_MESSAGE characters."""
         self.write(Log(**self.clock.header(), level=level, message=message[:MAX_MESSAGE],
-                       source=source))
+                       source=source, rank=self.rank))
 
     # --- end --------------------------------------------------------------------------------
     def end(self, status: RunStatus, message: str) -> RunStatus:
