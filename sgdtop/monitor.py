@@ -300,7 +300,7 @@ class Monitor:
     @property
     def status(self) -> Status | None:
         """``run_end``'s status once the run has ended, else None."""
-        return self._recorder.status  # type: ignore[return-value]
+        return self._recorder.status
 
     @property
     def steps(self) -> int:
