@@ -78,7 +78,8 @@ def test_a_non_finite_loss_is_divergence(tmp_path: Path) -> None:
 def test_records_before_start_go_to_the_pipe_and_logs_to_the_file_after(
         tmp_path: Path) -> None:
     r, w = os.pipe()
-    rec = RunRecorder(pipe=os.fdopen(w, "w"))
+    seen: list[Record] = []
+    rec = RunRecorder(pipe=os.fdopen(w, "w"), sink=seen.append)
     rec.log("loading data", level="warning", source="stderr")
     rec.start(tmp_path / "run", profile={}, description=_description())
     rec.end("completed", "ok")
@@ -88,6 +89,7 @@ def test_records_before_start_go_to_the_pipe_and_logs_to_the_file_after(
     assert [x.kind for x in saved] == ["run_start", "log", "run_end"]
     assert saved[1].t == saved[0].t  # stamped at run_start on disk
     assert len(piped) == 3 and '"loading data"' in piped[0]  # on the pipe at once
+    assert [x.kind for x in seen] == ["log", "run_start", "run_end"]  # seen once
 
 
 def test_end_before_start_writes_no_files(tmp_path: Path) -> None:

@@ -207,15 +207,16 @@ class RunRecorder:
 
     # --- writing ----------------------------------------------------------------------------
     def write(self, record: Record, *, to_pipe: bool = True) -> bool:
-        """Write one record (file, pipe, sink); returns whether the file took it. A write
-        failure is reported once and makes :attr:`stopping` true."""
+        """Write one record (file, pipe, sink; ``to_pipe=False``: the file only, a record
+        sent before); returns whether the file took it. A write failure is reported once
+        and makes :attr:`stopping` true."""
         with self._lock:
             took = self.writer.write(record, to_pipe=to_pipe)
             if took and self._summary is not None:
                 self._summary.update(record)
             if not self.started and record.kind == "log":
                 self._early.append(record)
-            if self._sink is not None:
+            if self._sink is not None and to_pipe:
                 self._sink(record)
             self._check_write_error()
             return took
