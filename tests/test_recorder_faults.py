@@ -395,3 +395,27 @@ def test_monitor_with_a_read_only_runs_dir(read_only_dir: Path, tmp_path: Path) 
             mon.start()
         assert str(runs) in str(info.value) and "\n" not in str(info.value)
         assert mon.status is None and mon.run_dir is None
+
+
+def test_monitor_on_a_full_disk_ends_failed_and_the_loop_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from torch import nn
+
+    from sgdtop.monitor import Monitor
+
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    with Monitor(nn.Linear(3, 2), nn.CrossEntropyLoss(), probe=[(x, y)], k=1, every=1,
+                 run_dir=tmp_path / "r", quiet=True, lr=0.1) as mon:
+        monkeypatch.setattr("sgdtop.recorder.writer.os.write", _FullAfter(0))
+        for _ in range(3):
+            mon.step(loss=1.0)  # no exception reaches the user's loop
+        measured = mon.measurements
+    monkeypatch.undo()
+    assert mon.status == "failed" and mon.measurements == measured
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert errors == [f"sgdtop: error: cannot write {tmp_path / 'r' / EVENTS_FILE}: "
+                      "No space left on device"]
+    res = read_events(tmp_path / "r" / EVENTS_FILE)
+    assert not res.bad_lines and not res.truncated_tail and res.records[0].kind == "run_start"
