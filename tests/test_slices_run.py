@@ -19,10 +19,10 @@ from sgdtop.plot import PlotDataError, plot_runs
 from sgdtop.profile import ProfileError, load
 from sgdtop.summary import RunEvents
 from sgdtop.train import InputError, prepare, train
-from sgdtop.tui import render
-from sgdtop.tui.app import ReplaySource, SgdtopApp
+from sgdtop.tui.draw.slices_chart import slices_text
+from sgdtop.tui.run import ReplaySource, SgdtopApp
+from sgdtop.tui.run.widgets import EigenChart, SliceChart
 from sgdtop.tui.state import RunState
-from sgdtop.tui.widgets import EigenChart, SliceChart
 
 
 def _train(**overrides: object) -> list[Event]:
@@ -126,11 +126,11 @@ def test_state_keeps_the_newest_slices_and_ignores_malformed_ones() -> None:
 def test_slice_panel_fits_its_width(width: int, columns: int) -> None:
     state = RunState()
     state.apply_all(slice_run())
-    text = render.slices_text(state.slice_view(), width, 12)
+    text = slices_text(state.slice_view(), width, 12)
     lines = text.plain.split("\n")
     assert len(lines) == 12 and all(len(line) <= width for line in lines)
     assert sum(f"v{chr(0x2080 + i)}" in lines[0] for i in range(1, 5)) == columns
-    empty = render.slices_text(RunState().slice_view(), width, 6).plain
+    empty = slices_text(RunState().slice_view(), width, 6).plain
     assert "slice_every" in empty
 
 

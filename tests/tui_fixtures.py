@@ -9,20 +9,74 @@
 - :func:`long_run`: ``n`` events (mostly steps) for the throughput/memory measurements;
 - :class:`ListFeed`: an :class:`~sgdtop.feed.EventFeed` over a list, which can hold the
   stream open until :meth:`ListFeed.stop` (then writes run_end ``interrupted`` like the
-  trainer), end with an ``ended_reason`` (a crash) or raise (a broken pipe).
+  trainer), end with an ``ended_reason`` (a crash) or raise (a broken pipe);
+- the Pilot helpers every TUI test drives its app with: :func:`drive`, :func:`wait_for`,
+  :func:`screen_text` (async bodies run with ``asyncio.run`` inside plain tests: no
+  pytest-asyncio needed), and the snapshot sizes :data:`SMALL`, :data:`LARGE`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+from textual.app import App
+from textual.pilot import Pilot
 
 from sgdtop.events import Event, make_event
 
 K = 30
+
+#: The snapshot sizes: the smallest supported terminal and a large one.
+SMALL = (80, 24)
+LARGE = (160, 48)
+
+#: pytest-textual-snapshot's ``snap_compare`` fixture.
+SnapCompare = Callable[..., bool]
+
+AppT = TypeVar("AppT", bound=App[Any])
+
+
+# -- Pilot helpers -------------------------------------------------------------------
+
+
+def drive(app: AppT, body: Callable[[AppT, Pilot[Any]], Awaitable[None]],
+          size: tuple[int, int] = SMALL, *, cleanup: Callable[[], None] | None = None,
+          ) -> None:
+    """Run ``app`` headless at ``size``, let it settle, and run ``body`` against it;
+    ``cleanup`` runs afterwards whatever happened (e.g. waiting for a sweep's cells)."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await body(app, pilot)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if cleanup is not None:
+            cleanup()
+
+
+async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 10.0,
+                   what: str = "the app") -> None:
+    """Let the app run until ``cond()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} ({timeout:g} s)")
+        await pilot.pause(0.02)
+
+
+def screen_text(app: App[Any]) -> str:
+    """The visible characters of the screen (from the SVG export's text)."""
+    return app.export_screenshot().replace("&#160;", " ")
 
 
 def run_start(
