@@ -1,6 +1,7 @@
 """The TUI's drawing code as plain functions of state snapshots (no terminal, no Textual):
-number spellings, colors, sparklines, the header, the top-k table, the braille canvas, the
-eigenvalue chart and the log line."""
+the number spellings it draws with (``sgdtop.format``, locked by the snapshots), colors,
+sparklines, the header, the top-k table, the braille canvas, the eigenvalue chart and the
+log line."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import pytest
 from rich.text import Text
 from tui_fixtures import K, cut_off_run, diverging_run, normal_run
 
+from sgdtop.format import clock, count, number, signed
 from sgdtop.tui.draw.canvas import BrailleCanvas
 from sgdtop.tui.draw.eigen_chart import chart_legend, chart_text
 from sgdtop.tui.draw.header import header_text
 from sgdtop.tui.draw.log import log_text
-from sgdtop.tui.draw.numbers import fmt_count, fmt_duration, fmt_num, fmt_signed
 from sgdtop.tui.draw.palette import LIMIT_COLOR, LOSS_COLOR, rank_color
 from sgdtop.tui.draw.sparkline import metric_row, sparkline
 from sgdtop.tui.draw.table import eigen_table, spectrum_status
@@ -27,16 +28,16 @@ from sgdtop.tui.state import RunState, fold
      (12.3456, "12.35"), (1.5e-5, "1.5e-5"), (123456.0, "1.235e5"), (-2.0, "-2")],
 )
 def test_fmt_num(x: float | None, expected: str) -> None:
-    assert fmt_num(x) == expected
+    assert number(x) == expected
 
 
 def test_small_formatters() -> None:
-    assert fmt_signed(1.5) == "+1.5" and fmt_signed(-1.5) == "-1.5"
-    assert fmt_signed(math.nan) == "nan" and fmt_signed(math.inf) == "+inf"
-    assert fmt_count(40_301) == "40.3k" and fmt_count(950) == "950"
-    assert fmt_count(2.5e6) == "2.5M" and fmt_count(math.nan) == "nan"
-    assert fmt_duration(3725.2) == "1:02:05" and fmt_duration(65) == "1:05"
-    assert fmt_duration(math.inf) == "?" and fmt_duration(None) == "?"
+    assert signed(1.5) == "+1.5" and signed(-1.5) == "-1.5"
+    assert signed(math.nan) == "nan" and signed(math.inf) == "+inf"
+    assert count(40_301) == "40.3k" and count(950) == "950"
+    assert count(2.5e6) == "2.5M" and count(math.nan) == "nan"
+    assert clock(3725.2) == "1:02:05" and clock(65) == "1:05"
+    assert clock(math.inf) == "?" and clock(None) == "?"
     assert rank_color(0, 30) == "#ef4444" and rank_color(29, 30) == "#3b82f6"
     assert rank_color(0, 1) == "#ef4444"
 

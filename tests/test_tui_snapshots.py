@@ -18,11 +18,11 @@ from tui_fixtures import (
     slice_run,
 )
 
-from sgdtop.events import Event
+from sgdtop.schema import Record
 from sgdtop.tui.run import ReplaySource, SgdtopApp
 
 
-def _app(events: list[Event]) -> SgdtopApp:
+def _app(events: list[Record]) -> SgdtopApp:
     return SgdtopApp(ReplaySource(events, instant=True))
 
 

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from tui_fixtures import K, cut_off_run, diverging_run, long_run, normal_run
+from tui_fixtures import K, cut_off_run, diverging_run, long_run, make_event, normal_run
 
-from sgdtop.events import make_event
+from sgdtop.schema import BadLine, decode_line
 from sgdtop.tui.draw.eigen_chart import chart_text
 from sgdtop.tui.draw.sparkline import metric_row, metrics_text
 from sgdtop.tui.draw.table import eigen_table
@@ -26,6 +26,7 @@ from sgdtop.tui.state import (
     RunState,
     fold,
 )
+from sgdtop.tui.state.run import stability_ratio
 
 
 def test_ring_keeps_the_newest_values() -> None:
@@ -72,8 +73,8 @@ def test_fold_normal_run() -> None:
     assert all(r.mark == "converged" for r in rows[:-3])
     assert any(r.value < 0 for r in rows)  # the sign is kept
     sp = s.spectrum
-    assert sp.stability_ratio == pytest.approx(sp.eta_lambda1 / (2 * (1 + 0.9)))
-    assert s.stability.last == pytest.approx(100 * sp.stability_ratio)
+    assert stability_ratio(sp) == pytest.approx(sp.eta_lambda1 / (2 * (1 + 0.9)))
+    assert s.stability.last == pytest.approx(100 * stability_ratio(sp))
     assert s.dense_cond == 4.0e5
     assert s.layers[0].name == "fc1"
     levels = [line.level for line in s.log_lines()]
@@ -164,13 +165,19 @@ def test_diverging_run_keeps_non_finite_values() -> None:
         assert len(chart.plain.split("\n")) == 12
 
 
-def test_odd_values_do_not_break_the_fold() -> None:
+def test_odd_lines_stop_at_the_decoder_and_empty_values_do_not_break_the_fold() -> None:
+    odd = ('{"v": 1, "kind": "spectrum", "t": 1.0, "eigenvalues": "oops", "residuals": null, '
+           '"converged": null, "spectral_norm": null, "cond_k": "x", "lr": 0.1, '
+           '"momentum": null, "eta_lambda1": null, "stability_limit": null, "hvps": true, '
+           '"seconds": null, "warm": false}')
+    assert isinstance(decode_line(odd, 7), BadLine)  # never reaches the state
+    nan = math.nan
     s = RunState()
-    s.apply(make_event("spectrum", 1.0, step=None, eigenvalues="oops", residuals=None,
-                       converged=None, spectral_norm=None, cond_k="x", lr=0.1, momentum=None,
-                       eta_lambda1=None, stability_limit=None, hvps=True, seconds=None,
-                       warm=False))
-    s.apply(make_event("neurons", 1.0, dead_pct=None, layers=[{"name": "a"}, 3], threshold=0))
+    s.apply(make_event("spectrum", 1.0, eigenvalues=[], residuals=[], converged=[],
+                       spectral_norm=nan, cond_k=nan, lr=0.1, momentum=nan, eta_lambda1=nan,
+                       stability_limit=nan, hvps=0, seconds=nan, warm=False))
+    s.apply(make_event("neurons", 1.0, dead_pct=nan, threshold=0.0, layers=[
+        {"name": "a", "units": 0, "dead": 0, "dead_pct": nan}]))
     s.apply(make_event("log", 1.0, level="warning", message="two\nlines", source="stderr"))
     assert s.spectrum is not None and s.spectrum.eigenvalues == ()
     assert s.eigen_rows() == []

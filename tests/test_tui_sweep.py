@@ -23,11 +23,11 @@ import pytest
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable
-from tui_fixtures import SMALL, SnapCompare, drive, wait_for
+from tui_fixtures import SMALL, SnapCompare, drive, make_event, wait_for
 from typer.testing import CliRunner
 
 from sgdtop import cli
-from sgdtop.events import encode, make_event
+from sgdtop.schema import encode
 from sgdtop.store import trainer_pid
 from sgdtop.sweep import (
     FINISHED,

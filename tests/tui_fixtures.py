@@ -1,4 +1,5 @@
-"""Recorded event streams and fake feeds for the TUI tests (deterministic, no torch).
+"""Recorded event streams (typed records) and fake feeds for the TUI tests
+(deterministic, no torch).
 
 - :func:`normal_run`: an MLP-like run, complete: run_start, step, eval, spectrum_progress,
   spectrum (30 eigenvalues rising then settling, as in Fig. 2 of the paper, one of them
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 from textual.app import App
 from textual.pilot import Pilot
 
-from sgdtop.events import Event, make_event
+from sgdtop.schema import BY_KIND, Record, Spectrum
 
 K = 30
 
@@ -41,6 +42,18 @@ LARGE = (160, 48)
 SnapCompare = Callable[..., bool]
 
 AppT = TypeVar("AppT", bound=App[Any])
+
+
+def make_event(kind: str, t: float, *, step: int | None = None, epoch: int | None = None,
+               **data: object) -> Record:
+    """The record of ``kind`` with these fields, checked as the decoder checks a line
+    (lists become tuples, layer dicts :class:`~sgdtop.schema.NeuronLayer`\\ s)."""
+    wire: dict[str, object] = {"t": t, **data}
+    if step is not None:
+        wire["step"] = step
+    if epoch is not None:
+        wire["epoch"] = epoch
+    return BY_KIND[kind].from_wire(wire)  # type: ignore[return-value]
 
 
 # -- Pilot helpers -------------------------------------------------------------------
@@ -82,7 +95,7 @@ def screen_text(app: App[Any]) -> str:
 def run_start(
     *, lr: float = 0.1, momentum: float = 0.9, epochs: int = 10, steps_per_epoch: int = 50,
     k: int = K, model: str = "mlp", dataset: str = "cifar10", task: str = "classification",
-) -> Event:
+) -> Record:
     """A run_start for an MLP (on CIFAR-10 by default: a classification, so with accuracy)."""
     return make_event(
         "run_start", 0.0, step=0, epoch=0,
@@ -105,7 +118,7 @@ def _eigenvalues(progress: float, k: int, scale: float, rng: random.Random) -> l
 def _spectrum(
     t: float, step: int, epoch: int, eig: Sequence[float], *, lr: float, momentum: float,
     hvps: int, seconds: float, converged_upto: int | None = None,
-) -> Event:
+) -> Record:
     k = len(eig)
     top = max((abs(v) for v in eig), default=math.nan)
     last = abs(eig[-1]) if eig else math.nan
@@ -124,10 +137,10 @@ def normal_run(
     *, epochs: int = 10, steps_per_epoch: int = 50, spectrum_every: int = 25, k: int = K,
     lr: float = 0.1, momentum: float = 0.9, end: bool = True, seed: int = 0,
     task: str = "classification",
-) -> list[Event]:
+) -> list[Record]:
     """A complete, well-behaved run (about 20 events per epoch at the defaults)."""
     rng = random.Random(seed)
-    evs: list[Event] = [run_start(lr=lr, momentum=momentum, epochs=epochs,
+    evs: list[Record] = [run_start(lr=lr, momentum=momentum, epochs=epochs,
                                   steps_per_epoch=steps_per_epoch, k=k, task=task)]
     evs.append(make_event("log", 0.05, level="info", message="probe set: 500 examples",
                           source="trainer"))
@@ -180,11 +193,11 @@ def normal_run(
     return evs
 
 
-def diverging_run(*, seed: int = 1) -> list[Event]:
+def diverging_run(*, seed: int = 1) -> list[Record]:
     """η = 3: η·λ₁ passes 2(1+β) = 2, then the loss and spectrum blow up to inf/NaN."""
     rng = random.Random(seed)
     lr, momentum, spe = 3.0, 0.0, 20
-    evs: list[Event] = [run_start(lr=lr, momentum=momentum, epochs=5, steps_per_epoch=spe)]
+    evs: list[Record] = [run_start(lr=lr, momentum=momentum, epochs=5, steps_per_epoch=spe)]
     t = 0.0
     loss = 1.0
     for step in range(1, 61):
@@ -217,7 +230,7 @@ def diverging_run(*, seed: int = 1) -> list[Event]:
     return evs
 
 
-def cut_off_run() -> list[Event]:
+def cut_off_run() -> list[Record]:
     """A normal run cut off without run_end, in the middle of a spectrum measurement."""
     evs = normal_run(end=False)
     cut = next(i for i, ev in enumerate(evs) if ev.kind == "spectrum_progress" and
@@ -225,11 +238,11 @@ def cut_off_run() -> list[Event]:
     return evs[: cut + 1]
 
 
-def long_run(n: int, *, k: int = K, spectrum_every: int = 200) -> list[Event]:
+def long_run(n: int, *, k: int = K, spectrum_every: int = 200) -> list[Record]:
     """About ``n`` events: mostly steps, a spectrum (k eigenvalues) and eval periodically."""
     rng = random.Random(3)
     spe = 1000
-    evs: list[Event] = [run_start(epochs=max(1, n // spe + 1), steps_per_epoch=spe, k=k)]
+    evs: list[Record] = [run_start(epochs=max(1, n // spe + 1), steps_per_epoch=spe, k=k)]
     step = 0
     while len(evs) < n:
         step += 1
@@ -259,7 +272,7 @@ class ListFeed:
     """
 
     def __init__(
-        self, events: Sequence[Event], *, hold: bool = False, ended_reason: str | None = None,
+        self, events: Sequence[Record], *, hold: bool = False, ended_reason: str | None = None,
         error: BaseException | None = None, run_dir: Path | None = None,
     ) -> None:
         self._events = list(events)
@@ -281,7 +294,7 @@ class ListFeed:
     def ended_reason(self) -> str | None:
         return self._reason if self._ended else None
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[Record]:
         for ev in self._events:
             self.delivered += 1
             yield ev
@@ -307,18 +320,19 @@ class ListFeed:
         self._wake.set()
 
 
-def slice_run(*, until: int = 100, directions: int = 4, points: int = 21) -> list[Event]:
+def slice_run(*, until: int = 100, directions: int = 4, points: int = 21) -> list[Record]:
     """:func:`normal_run` with a ``loss_slice`` after each measurement up to step ``until``
     (Fig. 7): parabolas λᵢt²/2 that steepen, then flatten as training goes on, with a
     quartic wall past the quadratic range."""
-    out: list[Event] = []
+    out: list[Record] = []
     for ev in normal_run():
         out.append(ev)
         if ev.kind == "spectrum" and (ev.step or 0) <= until:
             lr = 0.1
             m = (points - 1) // 2
             ts = [j * lr for j in range(-m, m + 1)]
-            lams = [abs(v) for v in ev["eigenvalues"][:directions]]
+            assert isinstance(ev, Spectrum)
+            lams = [abs(v) for v in ev.eigenvalues[:directions]]
             loss0 = 2.3 - 0.005 * (ev.step or 0)
             slopes = [-0.2 / (i + 1) for i in range(directions)]
             out.append(make_event(

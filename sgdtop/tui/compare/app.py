@@ -72,7 +72,7 @@ class CompareApp(App[None]):
         *(Binding(str(n), f"select_metric({n - 1})", f"metric {n}", show=False)
           for n in range(1, 10)),
         Binding("l", "toggle_log", "lin/log"),
-        Binding("s", "screenshot", "SVG"),
+        Binding("s", "save_svg", "SVG"),
     ]
 
     def __init__(self, report: CompareReport) -> None:
@@ -125,7 +125,7 @@ class CompareApp(App[None]):
         if not isinstance(self.screen, CompareHelpScreen):
             self.push_screen(CompareHelpScreen())
 
-    def action_screenshot(self) -> None:
+    def action_save_svg(self) -> None:
         """Save an SVG of the screen into the current directory
         (``sgdtop-compare-<metric>.svg``, numbered when it exists)."""
         folder = Path.cwd()

@@ -11,25 +11,20 @@ from rich.table import Table
 from rich.text import Text
 
 from sgdtop.compare import AlignedSeries, CompareReport
+from sgdtop.format import clock, number, setting
 from sgdtop.summary import RunSummary
 from sgdtop.tui.draw.lines_chart import ChartLine
-from sgdtop.tui.draw.numbers import fmt_duration, fmt_num
 from sgdtop.tui.draw.palette import DIFF_STYLE, DIM, run_color
 from sgdtop.tui.state.compare import (
     k_symbol,
     metric_keys,
     metric_label,
     run_labels,
-    setting_text,
 )
 
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else x * 100.0
-
-
-def _num(x: float | int | None, digits: int = 4) -> str:
-    return fmt_num(x, digits)
 
 
 Cell = Callable[[RunSummary], str]
@@ -44,10 +39,10 @@ def summary_spec(report: CompareReport, *, full: bool) -> list[tuple[str, str | 
     max ρ(H), η·λ₁ and the losses.
     """
     differing = set(report.differing)
-    kappa = k_symbol(report.summaries)
+    kappa = k_symbol(report)
 
-    def setting(key: str) -> Cell:
-        return lambda s: setting_text(s.settings()[key])
+    def setting_cell(key: str) -> Cell:
+        return lambda s: setting(s.settings()[key])
 
     settings: list[tuple[str, str | None, Cell]] = []
     for key, label in (
@@ -55,33 +50,33 @@ def summary_spec(report: CompareReport, *, full: bool) -> list[tuple[str, str | 
         ("momentum", "β"), ("weight_decay", "weight decay"),
     ):
         if full or key in ("lr", "batch_size", "momentum") or key in differing:
-            settings.append((label, key, setting(key)))
+            settings.append((label, key, setting_cell(key)))
     rows = [*settings, ("status", None, lambda s: s.status),
-            ("steps", None, lambda s: _num(s.steps))]
+            ("steps", None, lambda s: number(s.steps))]
     if full:
         rows += [
-            ("epochs", None, lambda s: _num(s.epochs, 3)),
-            ("time", None, lambda s: fmt_duration(s.seconds)),
-            ("ρ(H) final", None, lambda s: _num(s.final_spectral_norm)),
-            ("ρ(H) time avg", None, lambda s: _num(s.mean_spectral_norm)),
-            ("ρ(H) max", None, lambda s: _num(s.max_spectral_norm)),
+            ("epochs", None, lambda s: number(s.epochs, 3)),
+            ("time", None, lambda s: clock(s.seconds)),
+            ("ρ(H) final", None, lambda s: number(s.final_spectral_norm)),
+            ("ρ(H) time avg", None, lambda s: number(s.mean_spectral_norm)),
+            ("ρ(H) max", None, lambda s: number(s.max_spectral_norm)),
         ]
     else:
         rows.append(("ρ(H) final/avg", None, lambda s: (
-            f"{_num(s.final_spectral_norm, 3)} / {_num(s.mean_spectral_norm, 3)}")))
+            f"{number(s.final_spectral_norm, 3)} / {number(s.mean_spectral_norm, 3)}")))
     rows += [
-        ("top-10 mean avg", None, lambda s: _num(s.mean_top10_mean)),
-        (f"{kappa} final", None, lambda s: _num(s.final_cond_k)),
+        ("top-10 mean avg", None, lambda s: number(s.mean_top10_mean)),
+        (f"{kappa} final", None, lambda s: number(s.final_cond_k)),
     ]
     if full:
         rows += [
-            ("η·λ₁ final", None, lambda s: _num(s.final_eta_lambda1)),
-            ("train loss", None, lambda s: _num(s.final_train_loss)),
-            ("test loss", None, lambda s: _num(s.final_test_loss)),
+            ("η·λ₁ final", None, lambda s: number(s.final_eta_lambda1)),
+            ("train loss", None, lambda s: number(s.final_train_loss)),
+            ("test loss", None, lambda s: number(s.final_test_loss)),
         ]
     rows += [
-        ("test acc %", None, lambda s: _num(_pct(s.final_test_acc), 3)),
-        ("dead %", None, lambda s: _num(s.final_dead_pct, 3)),
+        ("test acc %", None, lambda s: number(_pct(s.final_test_acc), 3)),
+        ("dead %", None, lambda s: number(s.final_dead_pct, 3)),
     ]
     return rows
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from sgdtop.format import clock, count, number
 from sgdtop.tui.draw.layout import fit_parts, pair
-from sgdtop.tui.draw.numbers import fmt_count, fmt_duration, fmt_num
 from sgdtop.tui.draw.palette import DIM, STATUS_STYLES, WARN
 from sgdtop.tui.state.views import ENDED_STATUSES, LOST, STOPPING, WAITING, HeaderView
 
@@ -38,9 +38,8 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
     ident: list[Text] = [Text(" sgdtop ", style="bold reverse")]
     if info is not None:
         ident.append(Text(info.model, style="bold"))
-        ident.append(Text(info.dataset))
-        if info.num_params is not None:
-            ident.append(pair("params", fmt_count(info.num_params)))
+        ident.append(Text(info.dataset or "?"))
+        ident.append(pair("params", count(info.num_params)))
         ident.append(pair("on", info.device))
     else:
         ident.append(Text("waiting for run_start…", style=DIM))
@@ -52,19 +51,19 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
     # line 2
     parts: list[Text] = []
     lr = view.lr if view.lr is not None else (info.lr if info is not None else None)
-    parts.append(pair("η", fmt_num(lr, 3)))
+    parts.append(pair("η", number(lr, 3)))
     if info is not None:
         parts.append(pair("S", str(info.batch_size) if info.batch_size is not None else "?"))
-        parts.append(pair("β", fmt_num(info.momentum, 3)))
+        parts.append(pair("β", number(info.momentum, 3)))
     epoch = "–" if view.epoch is None else str(view.epoch + 1)
-    if info is not None and info.epochs is not None:
+    if info is not None and info.epochs:  # 0: not known (a Monitor)
         epoch += f"/{info.epochs}"
     parts.append(pair("epoch", epoch))
     parts.append(pair("step", "–" if view.step is None else f"{view.step:,}"))
-    parts.append(pair("t", fmt_duration(view.elapsed)))
+    parts.append(pair("t", clock(view.elapsed)))
     if view.examples_per_s is not None:
         thru = Text(no_wrap=True)
-        thru.append(fmt_count(view.examples_per_s), "bold")
+        thru.append(count(view.examples_per_s), "bold")
         thru.append(" ex/s", DIM)
         parts.append(thru)
     line2 = fit_parts(parts, width, "   " if width >= 100 else "  ")

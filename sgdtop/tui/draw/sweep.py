@@ -4,16 +4,15 @@ header, the state badge, and the Fig. 3 summary tables as Rich text.
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
 from rich.text import Text
 
 from sgdtop.compare import format_value
+from sgdtop.format import clock, number, percent
 from sgdtop.sweep import PENDING, Sweep, SweepResult, SweepSummary, cell_rows, fit_rows
 from sgdtop.tui.draw import palette
 from sgdtop.tui.draw.layout import fit_parts, pair
-from sgdtop.tui.draw.numbers import fmt_duration, fmt_num
 from sgdtop.tui.state.sweep import STOPPING, BoardNote, SweepBoard, SweepCounts
 
 #: Glyph and style of each cell status.
@@ -63,21 +62,19 @@ def row_cells(board: SweepBoard, index: int) -> list[Text]:
         epoch += f"/{row.epochs}"
     out.append(num(epoch if row.epoch is not None or row.epochs is not None else "–"))
     out.append(num("–" if row.step is None else f"{row.step:,}"))
-    out.append(num(fmt_num(row.spectral_norm, 4)))
+    out.append(num(number(row.spectral_norm, 4)))
     out.append(num(_test_text(board, index)))
     elapsed = board.elapsed(row)
-    out.append(num("–" if elapsed is None else fmt_duration(elapsed)))
+    out.append(num("–" if elapsed is None else clock(elapsed)))
     return out
 
 
 def _test_text(board: SweepBoard, index: int) -> str:
     row = board.rows[index]
     if board.regression:
-        return fmt_num(row.test_loss, 4)
+        return number(row.test_loss, 4)
     acc = row.test_acc
-    if acc is None or not math.isfinite(acc):
-        return "–" if acc is None else "nan"
-    return f"{100 * acc:.1f}%"
+    return percent(None if acc is None else 100 * acc)
 
 
 def state_text(result: SweepResult | None, *, stopping: bool, escalated: bool,
@@ -99,7 +96,7 @@ def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float |
                 jobs: int, width: int) -> Text:
     """Two lines: ``sgdtop sweep``, the id, profile and jobs, the elapsed time and the
     state on the right; then the cells done, running, pending, (interrupted,) failed."""
-    right = pair("t", fmt_duration(elapsed))
+    right = pair("t", clock(elapsed))
     right.append("  ")
     right.append_text(state)
     right.truncate(max(10, width // 2), overflow="ellipsis")

@@ -19,7 +19,7 @@ Never imports torch (a test checks it in a fresh interpreter). See docs/design.m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -29,9 +29,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
-from sgdtop.events import RUN_STATUSES, Event
 from sgdtop.feed import EventFeed
-from sgdtop.tui.draw.numbers import fmt_num
+from sgdtop.format import number
+from sgdtop.schema import RUN_STATUSES, Record
 from sgdtop.tui.draw.palette import DIM, WARN
 from sgdtop.tui.help import HelpScreen
 from sgdtop.tui.run.messages import EventsArrived, FeedEnded
@@ -93,7 +93,7 @@ class SgdtopApp(App[str | None]):
         Binding("l", "toggle_log", "lin/log"),
         Binding("v", "toggle_slices", "slices"),
         Binding("p", "toggle_pause", "pause view"),
-        Binding("s", "screenshot", "svg"),
+        Binding("s", "save_svg", "svg"),
         Binding("tab", "focus_next", "panel"),
     ]
 
@@ -102,7 +102,7 @@ class SgdtopApp(App[str | None]):
     _eigen: EigenPanel
     _spectrum_status: SpectrumStatus
     _chart: EigenChart
-    _log: LogPanel
+    _log_panel: LogPanel
 
     def __init__(
         self,
@@ -164,10 +164,10 @@ class SgdtopApp(App[str | None]):
         self._chart = self.query_one(EigenChart)
         self._slices = self.query_one(SliceChart)
         self._slices.display = False
-        self._log = self.query_one(LogPanel)
+        self._log_panel = self.query_one(LogPanel)
         self._metrics.border_title = "curvature"
         self._eigen.border_title = "top-k eigenvalues"
-        self._log.border_title = "log"
+        self._log_panel.border_title = "log"
         self._chart.show(self.state.chart_view())
         if self.cursor is not None:
             if isinstance(self.source, ReplaySource) and self.source.instant:
@@ -218,7 +218,7 @@ class SgdtopApp(App[str | None]):
         self.state.end_stream(end.reason)
         self.feed_finished = True
 
-    def ingest(self, events: Iterable[Event]) -> None:
+    def ingest(self, events: Iterable[Record]) -> None:
         """Fold ``events`` now and redraw (tests; also usable by an embedding program)."""
         self._backlog.extend(events)
         self._fold_backlog(None)
@@ -284,7 +284,7 @@ class SgdtopApp(App[str | None]):
             c = self.cursor
             out.append("replay ", DIM)
             out.append("▶ " if c.playing else "‖ ", "bold")
-            out.append(f"{fmt_num(c.speed, 3)}×", "bold")
+            out.append(f"{number(c.speed, 3)}×", "bold")
             out.append(f" λ {c.measurement_index}/{len(c.measurements)}", DIM)
         elif self.mode == "watch":
             out.append("watching", DIM)
@@ -323,7 +323,7 @@ class SgdtopApp(App[str | None]):
         if self._changed("slices", s.slices_version, force):
             self._slices.show(s.slice_view())
         if self._changed("log", s.log_seq, force) or self._reset_log:
-            self._log.sync(s.log_lines(), s.log_seq, reset=self._reset_log)
+            self._log_panel.sync(s.log_lines(), s.log_seq, reset=self._reset_log)
             self._reset_log = False
 
     # -- actions -----------------------------------------------------------------------
@@ -380,7 +380,7 @@ class SgdtopApp(App[str | None]):
         else:
             self._render(force=True)
 
-    def action_screenshot(self) -> None:
+    def action_save_svg(self) -> None:
         """Save an SVG of the screen into the run directory (else the current one)."""
         run_dir = (
             self.source.run_dir if isinstance(self.source, ReplaySource)
@@ -469,8 +469,9 @@ def run_watch(feed: EventFeed) -> str | None:
 
 
 def run_replay(
-    events: list[Event], *, run_dir: Path | None, speed: float = 1.0, instant: bool = False
+    records: Sequence[Record], *, run_dir: Path | None, speed: float = 1.0,
+    instant: bool = False,
 ) -> None:
     """Replay a saved run: time runs at the events' ``t`` × ``speed``; ``instant`` opens at
     the end. Keys: space play/pause, ←/→ one measurement, +/- speed, g/G start/end."""
-    SgdtopApp(ReplaySource(events, run_dir=run_dir, speed=speed, instant=instant)).run()
+    SgdtopApp(ReplaySource(records, run_dir=run_dir, speed=speed, instant=instant)).run()

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 from textual.message import Message
 
-from sgdtop.events import Event
 from sgdtop.feed import EventFeed
+from sgdtop.schema import Record
 from sgdtop.tui.run.messages import EventsArrived, FeedEnded
 
 
@@ -28,7 +28,7 @@ class FeedReader:
         self.feed = feed
         self._post = post
         self._lock = threading.Lock()
-        self._inbox: list[Event] = []
+        self._inbox: list[Record] = []
         self._wake_pending = False
         self._thread: threading.Thread | None = None
 
@@ -42,7 +42,7 @@ class FeedReader:
         """Whether events wait in the inbox."""
         return bool(self._inbox)
 
-    def drain(self, *, reset_wake: bool) -> list[Event]:
+    def drain(self, *, reset_wake: bool) -> list[Record]:
         """The events queued so far (the inbox is emptied); with ``reset_wake`` the next
         event wakes the app again."""
         with self._lock:
@@ -56,9 +56,9 @@ class FeedReader:
         post = self._post
         try:
             try:
-                for ev in self.feed:
+                for rec in self.feed:
                     with self._lock:
-                        self._inbox.append(ev)
+                        self._inbox.append(rec)
                         wake = not self._wake_pending
                         self._wake_pending = True
                     if wake:

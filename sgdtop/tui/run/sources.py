@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgdtop.events import Event
 from sgdtop.feed import EventFeed
+from sgdtop.schema import Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,7 @@ class ReplaySource:
     replay speed (event seconds per wall second), ``instant`` to open at the end, and
     ``autoplay`` to start playing (else paused at the start)."""
 
-    events: Sequence[Event]
+    events: Sequence[Record]
     run_dir: Path | None = None
     speed: float = 1.0
     instant: bool = False

@@ -7,12 +7,11 @@ docs/design.md (the TUI).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Final
 
 from sgdtop.compare import CompareReport
-from sgdtop.summary import RunSummary
-from sgdtop.tui.draw.numbers import SUBSCRIPTS, fmt_num
+from sgdtop.format import kappa_label
+from sgdtop.format import run_labels as format_run_labels
 
 #: The metrics in the order of their keys 1..7 (those of the report; others follow).
 METRIC_ORDER: Final[tuple[str, ...]] = (
@@ -30,55 +29,21 @@ SHORT_NAMES: Final[dict[str, str]] = {
     "dead_pct": "dead %",
 }
 
-_SETTING_SYMBOLS: Final[tuple[tuple[str, str], ...]] = (
-    ("lr", "η="), ("batch_size", "S="), ("momentum", "β="), ("weight_decay", "wd="),
-    ("model", ""), ("dataset", ""),
-)
-
-
-def setting_text(value: object) -> str:
-    """A setting's value: numbers in 3 significant digits, ``?`` when unknown."""
-    if value is None:
-        return "?"
-    if isinstance(value, float):
-        return fmt_num(value, 3)
-    return str(value)
-
-
 def run_labels(report: CompareReport) -> list[str]:
     """One short label per run, by what differs: ``η=0.1``, ``S=32 β=0.9``, ...
-
-    A label the user gave (other than the run id) is kept as it is. With no differing
-    setting the run ids are used; labels that would still be equal get ``#n`` appended.
-    """
-    differing = set(report.differing)
-    labels = []
-    for s in report.summaries:
-        if s.label != s.run_id:
-            labels.append(s.label)
-            continue
-        settings = s.settings()
-        parts = [
-            prefix + setting_text(settings[key])
-            for key, prefix in _SETTING_SYMBOLS if key in differing
-        ]
-        labels.append(" ".join(parts) or s.run_id)
-    seen: dict[str, int] = {}
-    for lab in labels:
-        seen[lab] = seen.get(lab, 0) + 1
-    counts: dict[str, int] = {}
-    for i, lab in enumerate(labels):
-        if seen[lab] > 1:
-            counts[lab] = counts.get(lab, 0) + 1
-            labels[i] = f"{lab} #{counts[lab]}"
-    return labels
+    (:func:`sgdtop.format.run_labels`). A label the user gave (other than the run id) is
+    kept as it is; with no differing setting the run ids are used."""
+    summaries = report.summaries
+    return format_run_labels(
+        [s.settings() for s in summaries], [s.run_id for s in summaries], report.differing,
+        given=[s.label if s.label != s.run_id else None for s in summaries])
 
 
-def k_symbol(summaries: Sequence[RunSummary]) -> str:
-    """``κ₃₀`` when every run computed the same k, else ``κ_k``."""
-    ks = {s.k for s in summaries}
-    k = ks.pop() if len(ks) == 1 else None
-    return "κ" + str(k).translate(SUBSCRIPTS) if k is not None else "κ_k"
+def k_symbol(report: CompareReport) -> str:
+    """``κ₃₀`` when every run computed the same k, else ``κₖ``
+    (:func:`sgdtop.format.kappa_label`)."""
+    ks = {s.k for s in report.summaries}
+    return kappa_label(ks.pop() if len(ks) == 1 else None)
 
 
 def metric_keys(report: CompareReport) -> list[str]:
@@ -91,4 +56,4 @@ def metric_label(report: CompareReport, key: str, *, short: bool = False) -> str
     """How metric ``key`` is named: short (the metric bar) or full (the chart title);
     κ_k carries the runs' k (κ₃₀)."""
     label = SHORT_NAMES.get(key, key) if short else report.series[key].metric.label
-    return label.replace("κ_k", k_symbol(report.summaries))
+    return label.replace("κ_k", k_symbol(report))

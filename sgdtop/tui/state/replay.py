@@ -12,7 +12,7 @@ import bisect
 from collections.abc import Sequence
 from typing import Final
 
-from sgdtop.events import Event
+from sgdtop.schema import Record, Spectrum
 
 
 class ReplayCursor:
@@ -29,14 +29,15 @@ class ReplayCursor:
     MIN_SPEED: Final[float] = 1 / 64
     MAX_SPEED: Final[float] = 65536.0
 
-    def __init__(self, events: Sequence[Event], *, speed: float = 1.0) -> None:
+    def __init__(self, events: Sequence[Record], *, speed: float = 1.0) -> None:
         self.events = events
         self.position = 0
         self.t0 = events[0].t if events else 0.0
         self.clock = self.t0
         self.speed = min(max(speed, self.MIN_SPEED), self.MAX_SPEED)
         self.playing = True
-        self.measurements: list[int] = [i for i, ev in enumerate(events) if ev.kind == "spectrum"]
+        self.measurements: list[int] = [
+            i for i, rec in enumerate(events) if isinstance(rec, Spectrum)]
 
     @property
     def at_end(self) -> bool:

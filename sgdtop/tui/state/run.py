@@ -13,15 +13,29 @@ state within a time budget. See docs/design.md (the TUI).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from sgdtop.events import Event
+from sgdtop.format import finite, kappa_label, number
+from sgdtop.schema import (
+    DenseSpectrum,
+    Eval,
+    Log,
+    LossSlice,
+    NeuronLayer,
+    Neurons,
+    Record,
+    RunEnd,
+    RunStart,
+    Spectrum,
+    SpectrumProgress,
+    Step,
+)
 from sgdtop.tui.state.buffers import Decimated, Ring
-from sgdtop.tui.state.records import Layer, LossSlice, Progress, RunInfo, Spectrum, as_float
 from sgdtop.tui.state.replay import ReplayCursor
 from sgdtop.tui.state.views import (
     ENDED_STATUSES,
@@ -36,7 +50,6 @@ from sgdtop.tui.state.views import (
     MetricView,
     SliceView,
     SpectrumView,
-    is_finite,
 )
 
 #: Log lines kept.
@@ -51,7 +64,7 @@ NEAR_CONVERGED_REL_RESIDUAL: Final[float] = 1e-2
 class RunState:
     """Everything the screen shows, folded from events (call :meth:`apply`)."""
 
-    info: RunInfo | None = None
+    info: RunStart | None = None
     status: str = WAITING
     status_message: str = ""
     t: float = 0.0
@@ -64,9 +77,9 @@ class RunState:
     events_applied: int = 0
     spectrum: Spectrum | None = None
     previous_spectrum: Spectrum | None = None
-    progress: Progress | None = None
+    progress: SpectrumProgress | None = None
     dense_cond: float | None = None
-    layers: tuple[Layer, ...] = ()
+    layers: tuple[NeuronLayer, ...] = ()
     # sparkline windows (most recent values)
     rho: Ring = field(default_factory=Ring)
     stability: Ring = field(default_factory=Ring)
@@ -92,119 +105,104 @@ class RunState:
 
     # -- folding -----------------------------------------------------------------------
 
-    def apply(self, ev: Event) -> None:
-        """Fold one event into the state. Never raises on odd values: it is a display."""
+    def apply(self, rec: Record) -> None:
+        """Fold one record into the state (the decoder has checked its types; non-finite
+        values are kept and shown as such)."""
         self.events_applied += 1
-        if is_finite(ev.t) and ev.t > self.t:
-            self.t = ev.t
-        if ev.step is not None:
-            self.step = ev.step
-        if ev.epoch is not None:
-            self.epoch = ev.epoch
+        if finite(rec.t) and rec.t > self.t:
+            self.t = rec.t
+        if rec.step is not None:
+            self.step = rec.step
+        if rec.epoch is not None:
+            self.epoch = rec.epoch
         self.header_version += 1
-        handler = _HANDLERS.get(ev.kind)
-        if handler is not None:
-            handler(self, ev)
+        match rec:
+            case RunStart():
+                self._on_run_start(rec)
+            case Step():
+                self._on_step(rec)
+            case Eval():
+                self._on_eval(rec)
+            case Spectrum():
+                self._on_spectrum(rec)
+            case SpectrumProgress():
+                self.progress = rec
+                self.spectrum_version += 1
+            case DenseSpectrum():
+                self.dense_cond = rec.cond
+                self.metrics_version += 1
+            case LossSlice():
+                self.slices.append(rec)
+                self.slices_version += 1
+            case Neurons():
+                self.dead_pct.append(rec.dead_pct, rec.step)
+                self.layers = rec.layers
+                self.metrics_version += 1
+            case Log():
+                self.add_log(rec.t, rec.level, rec.source, rec.message)
+            case RunEnd():
+                self._on_run_end(rec)
 
-    def apply_all(self, events: Iterable[Event]) -> None:
-        """Fold events in order."""
-        for ev in events:
-            self.apply(ev)
+    def apply_all(self, records: Iterable[Record]) -> None:
+        """Fold records in order."""
+        for rec in records:
+            self.apply(rec)
 
-    def _on_run_start(self, ev: Event) -> None:
-        self.info = RunInfo.from_event(ev)
+    def _on_run_start(self, rec: RunStart) -> None:
+        self.info = rec
         if self.status == WAITING:
             self.status = RUNNING
-        if self.lr is None and is_finite(self.info.lr):
-            self.lr = self.info.lr
-        self.add_log(ev.t, "info", "sgdtop", f"run {self.info.run_id} started")
+        if self.lr is None and finite(rec.lr):
+            self.lr = rec.lr
+        self.add_log(rec.t, "info", "sgdtop", f"run {rec.run_id} started")
 
-    def _on_step(self, ev: Event) -> None:
+    def _on_step(self, rec: Step) -> None:
         if self.status == WAITING:
             self.status = RUNNING
-        self.lr = as_float(ev.get("lr"))
-        self.batch_loss = as_float(ev.get("loss"))
-        self.examples_per_s = as_float(ev.get("examples_per_s"))
-        self.steps_per_s = as_float(ev.get("steps_per_s"))
-        self.batch_loss_history.append(float(ev.step or 0), self.batch_loss)
-        self.step_loss.append(self.batch_loss, ev.step)
+        if rec.lr is not None:  # None: η not known (a Monitor without an optimizer)
+            self.lr = rec.lr
+        self.batch_loss = rec.loss
+        self.examples_per_s = rec.examples_per_s
+        self.steps_per_s = rec.steps_per_s
+        self.batch_loss_history.append(float(rec.step or 0), rec.loss)
+        self.step_loss.append(rec.loss, rec.step)
         self.metrics_version += 1
         if len(self.loss_history) == 0 and self.batch_loss_history.count % 8 == 1:
             self.chart_version += 1  # the chart shows the batch loss until the first eval
 
-    def _on_eval(self, ev: Event) -> None:
-        step = ev.step
-        train_loss = as_float(ev.get("train_loss"))
-        self.train_loss.append(train_loss, step)
-        self.test_loss.append(as_float(ev.get("test_loss")), step)
-        self.test_acc.append(100.0 * as_float(ev.get("test_acc")), step)
-        self.loss_history.append(float(step or 0), train_loss)
+    def _on_eval(self, rec: Eval) -> None:
+        step = rec.step
+        self.train_loss.append(rec.train_loss, step)
+        self.test_loss.append(rec.test_loss, step)
+        self.test_acc.append(100.0 * rec.test_acc, step)
+        self.loss_history.append(float(step or 0), rec.train_loss)
         self.metrics_version += 1
         self.chart_version += 1
 
-    def _on_spectrum(self, ev: Event) -> None:
-        sp = Spectrum.from_event(ev)
+    def _on_spectrum(self, sp: Spectrum) -> None:
         self.previous_spectrum = self.spectrum
         self.spectrum = sp
         self.progress = None
-        self.rho.append(sp.spectral_norm, ev.step)
-        self.stability.append(100.0 * sp.stability_ratio, ev.step)
-        self.cond.append(sp.cond_k, ev.step)
-        self.eigen_history.append(float(ev.step or 0), sp.eigenvalues)
+        self.rho.append(sp.spectral_norm, sp.step)
+        self.stability.append(100.0 * stability_ratio(sp), sp.step)
+        self.cond.append(sp.cond_k, sp.step)
+        self.eigen_history.append(float(sp.step or 0), sp.eigenvalues)
         self.metrics_version += 1
         self.spectrum_version += 1
         self.chart_version += 1
-        if sp.eigenvalues and not all(is_finite(v) for v in sp.eigenvalues):
-            self.add_log(ev.t, "warning", "sgdtop", "non-finite eigenvalues in the spectrum")
+        if sp.eigenvalues and not all(finite(v) for v in sp.eigenvalues):
+            self.add_log(sp.t, "warning", "sgdtop", "non-finite eigenvalues in the spectrum")
 
-    def _on_progress(self, ev: Event) -> None:
-        hvps = ev.get("hvps")
-        self.progress = Progress(
-            hvps=hvps if isinstance(hvps, int) and not isinstance(hvps, bool) else None,
-            seconds=as_float(ev.get("seconds")),
-        )
-        self.spectrum_version += 1
-
-    def _on_slice(self, ev: Event) -> None:
-        sl = LossSlice.from_event(ev)
-        if sl is not None:
-            self.slices.append(sl)
-            self.slices_version += 1
-
-    def _on_dense(self, ev: Event) -> None:
-        self.dense_cond = as_float(ev.get("cond"))
-        self.metrics_version += 1
-
-    def _on_neurons(self, ev: Event) -> None:
-        self.dead_pct.append(as_float(ev.get("dead_pct")), ev.step)
-        layers = ev.get("layers")
-        if isinstance(layers, list):
-            self.layers = tuple(
-                Layer(
-                    name=str(layer.get("name", "?")),
-                    units=layer.get("units") if isinstance(layer.get("units"), int) else None,
-                    dead=layer.get("dead") if isinstance(layer.get("dead"), int) else None,
-                    dead_pct=as_float(layer.get("dead_pct")),
-                )
-                for layer in layers
-                if isinstance(layer, dict)
-            )
-        self.metrics_version += 1
-
-    def _on_log(self, ev: Event) -> None:
-        level = str(ev.get("level", "info"))
-        self.add_log(ev.t, level, str(ev.get("source", "trainer")), str(ev.get("message", "")))
-
-    def _on_run_end(self, ev: Event) -> None:
-        self.status = str(ev.get("status", "completed"))
-        self.status_message = str(ev.get("message", ""))
+    def _on_run_end(self, rec: RunEnd) -> None:
+        self.status = rec.status
+        self.status_message = rec.message
         self.progress = None
         self.spectrum_version += 1
         level = "info" if self.status in ("completed", "interrupted") else "error"
         text = f"run {self.status}"
         if self.status_message:
             text += f": {self.status_message}"
-        self.add_log(ev.t, level, "sgdtop", text)
+        self.add_log(rec.t, level, "sgdtop", text)
 
     def end_stream(self, reason: str | None) -> None:
         """The event stream ended. With a run_end already applied nothing changes;
@@ -269,7 +267,7 @@ class RunState:
         sp = self.spectrum
         k = self.info.k if self.info is not None and self.info.k else (
             len(sp.eigenvalues) if sp is not None and sp.eigenvalues else None)
-        cond_label = "κ" + (str(k).translate(_SUBSCRIPTS) if k else "ₖ")
+        cond_label = kappa_label(k)
 
         def view(key: str, label: str, ring: Ring, unit: str = "",
                  limit: tuple[float, float] | None = None, note: str = "",
@@ -278,18 +276,18 @@ class RunState:
                               current=ring.last, previous=ring.previous, unit=unit,
                               limit=limit, note=note, extra=extra)
 
-        dense = f"dense κ {_short(self.dense_cond)}" if self.dense_cond is not None else ""
-        worst = max(self.layers, key=lambda la: la.dead_pct if is_finite(la.dead_pct) else -1.0,
+        dense = f"dense κ {number(self.dense_cond, 3)}" if self.dense_cond is not None else ""
+        worst = max(self.layers, key=lambda la: la.dead_pct if finite(la.dead_pct) else -1.0,
                     default=None)
-        dead_extra = f"max {worst.name} {_short(worst.dead_pct)}%" if worst is not None else ""
+        dead_extra = f"max {worst.name} {number(worst.dead_pct, 3)}%" if worst is not None else ""
 
-        limit = (sp.eta_lambda1, sp.eta_limit) if sp is not None else None
+        limit = (sp.eta_lambda1, eta_limit(sp)) if sp is not None else None
         regression = self.info is not None and self.info.task == "regression"
         acc = Ring(1) if regression else self.test_acc
         return (
             view("rho", "ρ(H)", self.rho),
             view("stability", "η·λ₁", self.stability, "%", limit, extra=(
-                f"λ₁ {_short(sp.eigenvalues[0])} vs {_short(sp.stability_limit)}"
+                f"λ₁ {number(sp.eigenvalues[0], 3)} vs {number(sp.stability_limit, 3)}"
                 if sp is not None and sp.eigenvalues else "")),
             view("cond", cond_label, self.cond, extra=dense),
             # the batch loss as it streams in; before any step event (e.g. a run of eval
@@ -339,9 +337,17 @@ class RunState:
 
 
 
-def _short(x: float) -> str:
-    """A number in 3 significant digits (for notes; the drawing code formats the rest)."""
-    return f"{x:.3g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+def eta_limit(sp: Spectrum) -> float:
+    """2(1+β): the threshold η·λ₁ is compared against (β the spectrum's momentum)."""
+    return 2.0 * (1.0 + sp.momentum)
+
+
+def stability_ratio(sp: Spectrum) -> float:
+    """λ₁ / (2(1+β)/η) = η·λ₁ / 2(1+β): 1.0 is the edge of stability of GD with momentum."""
+    denom = eta_limit(sp)
+    if not finite(denom) or denom == 0.0:
+        return math.nan
+    return sp.eta_lambda1 / denom  # NaN and ±inf carry through
 
 
 def _mark(lam: float, residual: float | None, converged: bool) -> str:
@@ -349,8 +355,8 @@ def _mark(lam: float, residual: float | None, converged: bool) -> str:
         return "converged"
     if (
         residual is not None
-        and is_finite(residual)
-        and is_finite(lam)
+        and finite(residual)
+        and finite(lam)
         and lam != 0.0
         and residual / abs(lam) < NEAR_CONVERGED_REL_RESIDUAL
     ):
@@ -358,48 +364,32 @@ def _mark(lam: float, residual: float | None, converged: bool) -> str:
     return "no"
 
 
-_SUBSCRIPTS: Final = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-_HANDLERS: Final = {
-    "run_start": RunState._on_run_start,
-    "step": RunState._on_step,
-    "eval": RunState._on_eval,
-    "spectrum": RunState._on_spectrum,
-    "spectrum_progress": RunState._on_progress,
-    "dense_spectrum": RunState._on_dense,
-    "loss_slice": RunState._on_slice,
-    "neurons": RunState._on_neurons,
-    "log": RunState._on_log,
-    "run_end": RunState._on_run_end,
-}
-
-
-def fold(events: Iterable[Event]) -> RunState:
-    """A fresh state with ``events`` applied."""
+def fold(records: Iterable[Record]) -> RunState:
+    """A fresh state with ``records`` applied."""
     state = RunState()
-    state.apply_all(events)
+    state.apply_all(records)
     return state
 
 
 
-#: Events folded between two looks at the clock (folding within a time budget).
+#: Records folded between two looks at the clock (folding within a time budget).
 FOLD_BATCH: Final[int] = 256
 #: The lost-run message of a replay whose recording ends without run_end.
 NO_RUN_END: Final[str] = "the run has no run_end (still running, or its trainer died)"
 
 
 class Backlog:
-    """Events received (a live or followed run) and not folded yet, oldest first."""
+    """Records received (a live or followed run) and not folded yet, oldest first."""
 
     __slots__ = ("events",)
 
     def __init__(self) -> None:
-        self.events: deque[Event] = deque()
+        self.events: deque[Record] = deque()
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def extend(self, events: Iterable[Event]) -> None:
+    def extend(self, events: Iterable[Record]) -> None:
         """Queue ``events`` after those already waiting."""
         self.events.extend(events)
 

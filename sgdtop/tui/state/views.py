@@ -7,12 +7,10 @@ latest one, so pausing the display freezes every panel. See docs/design.md (the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    from sgdtop.tui.state.records import LossSlice, Progress, RunInfo, Spectrum
+from sgdtop.schema import LossSlice, RunStart, Spectrum, SpectrumProgress
 
 #: Run statuses of the display (run_end's statuses plus the ones before/without it).
 WAITING: Final[str] = "waiting"
@@ -22,21 +20,6 @@ LOST: Final[str] = "lost"
 ENDED_STATUSES: Final[frozenset[str]] = frozenset(
     {"completed", "interrupted", "diverged", "failed", LOST}
 )
-
-
-def is_finite(x: object) -> bool:
-    """True for an int/float that is neither NaN nor ±inf (bools excluded)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def as_float(x: object) -> float:
-    """``x`` as a float; NaN for anything that is not a number (None, str, ...)."""
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, int | float):
-        return float(x)
-    return math.nan
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +59,7 @@ class SliceView:
 class HeaderView:
     """What the header shows (a snapshot: the display can be paused)."""
 
-    info: RunInfo | None
+    info: RunStart | None
     lr: float | None
     epoch: int | None
     step: int | None
@@ -110,7 +93,7 @@ class SpectrumView:
 
     rows: tuple[EigenRow, ...]
     k: int | None
-    progress: Progress | None
+    progress: SpectrumProgress | None
     last: Spectrum | None
     ended: bool
 
