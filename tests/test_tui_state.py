@@ -20,8 +20,10 @@ from sgdtop.tui.state import (
     RUNNING,
     STOPPING,
     WAITING,
+    Backlog,
     Decimated,
     ReplayCursor,
+    ReplayFold,
     Ring,
     RunState,
     fold,
@@ -275,3 +277,33 @@ def test_state_and_drawing_import_no_textual_and_the_apps_no_torch() -> None:
         "assert 'torch' not in sys.modules, 'the TUI imports torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- folding within a budget ---------------------------------------------------------
+
+
+def test_backlog_folds_what_was_queued() -> None:
+    evs = normal_run()
+    backlog, s = Backlog(), RunState()
+    backlog.extend(evs[:100])
+    backlog.extend(evs[100:])
+    assert len(backlog) == len(evs)
+    backlog.fold_into(s, None)
+    assert len(backlog) == 0 and s.events_applied == len(evs) and s.status == "completed"
+
+
+def test_replay_fold_follows_the_cursor_and_rebuilds_on_a_step_back() -> None:
+    cursor = ReplayCursor(normal_run())
+    replay = ReplayFold(cursor)
+    cursor.to_end()
+    assert not replay.catch_up(None) and replay.caught_up
+    first = replay.state
+    assert first.status == "completed" and first.spectrum is not None
+    cursor.previous_measurement()
+    assert replay.catch_up(None)  # rebuilt: a new state, up to the measurement before
+    assert replay.state is not first and replay.state.status == RUNNING
+    assert replay.state.spectrum is not None and replay.state.spectrum.step == 475
+    cut = ReplayFold(ReplayCursor(cut_off_run()))
+    cut.cursor.to_end()
+    cut.catch_up(None)
+    assert cut.state.status == LOST and "no run_end" in cut.state.status_message

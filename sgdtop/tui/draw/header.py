@@ -1,5 +1,5 @@
-"""The run view's header: the run, the mode and the status badge; η, S, β, epoch, step,
-elapsed time and throughput.
+"""The run view's header: the run, the mode (live, watching, the replay's play state) and
+the status badge; η, S, β, epoch, step, elapsed time and throughput.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from rich.text import Text
 from sgdtop.format import clock, count, number
 from sgdtop.tui.draw.layout import fit_parts, pair
 from sgdtop.tui.draw.palette import DIM, STATUS_STYLES, WARN
+from sgdtop.tui.state.replay import ReplayCursor
 from sgdtop.tui.state.views import ENDED_STATUSES, LOST, STOPPING, WAITING, HeaderView
 
 
@@ -68,3 +69,22 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
         parts.append(thru)
     line2 = fit_parts(parts, width, "   " if width >= 100 else "  ")
     return Text("\n").join([line1, line2])
+
+
+def mode_text(mode: str, cursor: ReplayCursor | None, *, paused: bool = False) -> Text:
+    """The mode at the header's right: ``live``, ``watching``, or the replay's play state,
+    speed and measurement (``replay ▶ 4× λ 3/21``); ``‖ view paused`` first when the
+    display is frozen."""
+    out = Text(no_wrap=True)
+    if paused:
+        out.append("‖ view paused  ", WARN)
+    if cursor is not None:
+        out.append("replay ", DIM)
+        out.append("▶ " if cursor.playing else "‖ ", "bold")
+        out.append(f"{number(cursor.speed, 3)}×", "bold")
+        out.append(f" λ {cursor.measurement_index}/{len(cursor.measurements)}", DIM)
+    elif mode == "watch":
+        out.append("watching", DIM)
+    else:
+        out.append("live", DIM)
+    return out

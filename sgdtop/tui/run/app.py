@@ -30,9 +30,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
 from sgdtop.feed import EventFeed
-from sgdtop.format import number
 from sgdtop.schema import RUN_STATUSES, Record
-from sgdtop.tui.draw.palette import DIM, WARN
+from sgdtop.tui.draw.header import mode_text
 from sgdtop.tui.help import HelpScreen
 from sgdtop.tui.run.messages import EventsArrived, FeedEnded
 from sgdtop.tui.run.reader import FeedReader
@@ -48,8 +47,9 @@ from sgdtop.tui.run.widgets import (
     SpectrumStatus,
 )
 from sgdtop.tui.screenshot import save_svg
+from sgdtop.tui.state.ingest import Backlog, ReplayFold
 from sgdtop.tui.state.replay import ReplayCursor
-from sgdtop.tui.state.run import Backlog, ReplayFold, RunState
+from sgdtop.tui.state.run import RunState
 
 #: Seconds of event folding allowed per refresh tick (the rest waits for the next tick).
 INGEST_BUDGET_S: Final[float] = 0.05
@@ -277,20 +277,7 @@ class SgdtopApp(App[str | None]):
     # -- drawing -----------------------------------------------------------------------
 
     def _mode_text(self) -> Text:
-        out = Text(no_wrap=True)
-        if self.display_paused:
-            out.append("‖ view paused  ", WARN)
-        if self.cursor is not None:
-            c = self.cursor
-            out.append("replay ", DIM)
-            out.append("▶ " if c.playing else "‖ ", "bold")
-            out.append(f"{number(c.speed, 3)}×", "bold")
-            out.append(f" λ {c.measurement_index}/{len(c.measurements)}", DIM)
-        elif self.mode == "watch":
-            out.append("watching", DIM)
-        else:
-            out.append("live", DIM)
-        return out
+        return mode_text(self.mode, self.cursor, paused=self.display_paused)
 
     def _changed(self, key: str, value: object, force: bool) -> bool:
         if force or self._shown.get(key) != value:
