@@ -7,6 +7,7 @@ import itertools
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tui_fixtures import K, cut_off_run, diverging_run, long_run, make_event, normal_run
@@ -307,3 +308,16 @@ def test_replay_fold_follows_the_cursor_and_rebuilds_on_a_step_back() -> None:
     cut.cursor.to_end()
     cut.catch_up(None)
     assert cut.state.status == LOST and "no run_end" in cut.state.status_message
+
+
+def test_the_tui_tests_import_no_torch() -> None:
+    """The TUI's tests run where torch is not installed (only their subprocesses train)."""
+    here = Path(__file__).parent
+    names = [*sorted(p.stem for p in here.glob("test_tui_*.py")), "tui_fixtures"]
+    code = (
+        f"import sys; sys.path.insert(0, {str(here)!r})\n"
+        f"for name in {names!r}:\n"
+        "    __import__(name)\n"
+        "assert 'torch' not in sys.modules, 'a TUI test imports torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
