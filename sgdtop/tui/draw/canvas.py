@@ -10,7 +10,7 @@ from typing import Final, TypeVar
 
 from rich.text import Text
 
-from sgdtop.format import number
+from sgdtop import format as fmt
 from sgdtop.tui.draw.palette import DIM
 
 T = TypeVar("T")
@@ -158,7 +158,7 @@ def axis_label(row: int, rows: int, rng: tuple[float, float] | None, log: bool) 
         v = hi - (hi - lo) * row / (rows - 1)
     else:
         return ""
-    return number(10**v if log else v, 3)
+    return fmt.number(10**v if log else v, 3)
 
 
 def x_axis(x0: float, x1: float, unit: str, left_w: int, plot_w: int, right_w: int,
@@ -166,7 +166,7 @@ def x_axis(x0: float, x1: float, unit: str, left_w: int, plot_w: int, right_w: i
     """The bottom row: x at the left, middle and right of the plot, the unit, the scale."""
     cells = [" "] * plot_w
     for frac, align in ((0.0, "left"), (0.5, "center"), (1.0, "right")):
-        label = number(x0 + (x1 - x0) * frac, 3)
+        label = fmt.number(x0 + (x1 - x0) * frac, 3)
         pos = round(frac * (plot_w - 1))
         start = pos if align == "left" else (pos - len(label) + 1 if align == "right"
                                              else pos - len(label) // 2)

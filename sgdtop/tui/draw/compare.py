@@ -10,8 +10,8 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from sgdtop import format as fmt
 from sgdtop.compare import AlignedSeries, CompareReport
-from sgdtop.format import clock, number, setting
 from sgdtop.summary import RunSummary
 from sgdtop.tui.draw.lines_chart import ChartLine
 from sgdtop.tui.draw.palette import DIFF_STYLE, DIM, run_color
@@ -42,7 +42,7 @@ def summary_spec(report: CompareReport, *, full: bool) -> list[tuple[str, str | 
     kappa = k_symbol(report)
 
     def setting_cell(key: str) -> Cell:
-        return lambda s: setting(s.settings()[key])
+        return lambda s: fmt.setting(s.settings()[key])
 
     settings: list[tuple[str, str | None, Cell]] = []
     for key, label in (
@@ -52,31 +52,31 @@ def summary_spec(report: CompareReport, *, full: bool) -> list[tuple[str, str | 
         if full or key in ("lr", "batch_size", "momentum") or key in differing:
             settings.append((label, key, setting_cell(key)))
     rows = [*settings, ("status", None, lambda s: s.status),
-            ("steps", None, lambda s: number(s.steps))]
+            ("steps", None, lambda s: fmt.number(s.steps))]
     if full:
         rows += [
-            ("epochs", None, lambda s: number(s.epochs, 3)),
-            ("time", None, lambda s: clock(s.seconds)),
-            ("ρ(H) final", None, lambda s: number(s.final_spectral_norm)),
-            ("ρ(H) time avg", None, lambda s: number(s.mean_spectral_norm)),
-            ("ρ(H) max", None, lambda s: number(s.max_spectral_norm)),
+            ("epochs", None, lambda s: fmt.number(s.epochs, 3)),
+            ("time", None, lambda s: fmt.clock(s.seconds)),
+            ("ρ(H) final", None, lambda s: fmt.number(s.final_spectral_norm)),
+            ("ρ(H) time avg", None, lambda s: fmt.number(s.mean_spectral_norm)),
+            ("ρ(H) max", None, lambda s: fmt.number(s.max_spectral_norm)),
         ]
     else:
         rows.append(("ρ(H) final/avg", None, lambda s: (
-            f"{number(s.final_spectral_norm, 3)} / {number(s.mean_spectral_norm, 3)}")))
+            f"{fmt.number(s.final_spectral_norm, 3)} / {fmt.number(s.mean_spectral_norm, 3)}")))
     rows += [
-        ("top-10 mean avg", None, lambda s: number(s.mean_top10_mean)),
-        (f"{kappa} final", None, lambda s: number(s.final_cond_k)),
+        ("top-10 mean avg", None, lambda s: fmt.number(s.mean_top10_mean)),
+        (f"{kappa} final", None, lambda s: fmt.number(s.final_cond_k)),
     ]
     if full:
         rows += [
-            ("η·λ₁ final", None, lambda s: number(s.final_eta_lambda1)),
-            ("train loss", None, lambda s: number(s.final_train_loss)),
-            ("test loss", None, lambda s: number(s.final_test_loss)),
+            ("η·λ₁ final", None, lambda s: fmt.number(s.final_eta_lambda1)),
+            ("train loss", None, lambda s: fmt.number(s.final_train_loss)),
+            ("test loss", None, lambda s: fmt.number(s.final_test_loss)),
         ]
     rows += [
-        ("test acc %", None, lambda s: number(_pct(s.final_test_acc), 3)),
-        ("dead %", None, lambda s: number(s.final_dead_pct, 3)),
+        ("test acc %", None, lambda s: fmt.number(_pct(s.final_test_acc), 3)),
+        ("dead %", None, lambda s: fmt.number(s.final_dead_pct, 3)),
     ]
     return rows
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from rich.text import Text
 
-from sgdtop.format import finite, subscript
+from sgdtop import format as fmt
 from sgdtop.tui.draw.canvas import (
     BrailleCanvas,
     axis_label,
@@ -42,11 +42,11 @@ def chart_text(view: ChartView | None, width: int, height: int, *, log: bool = F
     eig_range = value_range([v for e in eig_t for v in e])
     loss_range = value_range(loss_t)
     limit_t: float | None = None
-    if view.stability_limit is not None and finite(view.stability_limit) and eig_range:
+    if view.stability_limit is not None and fmt.finite(view.stability_limit) and eig_range:
         lt = transform([view.stability_limit], log)[0]
         lo, hi = eig_range
         reach = hi + (math.log10(1.5) if log else 0.5 * max(abs(hi), hi - lo))
-        if finite(lt) and lo <= lt <= reach:
+        if fmt.finite(lt) and lo <= lt <= reach:
             limit_t = lt  # shown when in range or a little above it: where λ₁ is heading
             eig_range = (lo, max(hi, lt))
     left_w = 7
@@ -54,7 +54,7 @@ def chart_text(view: ChartView | None, width: int, height: int, *, log: bool = F
     plot_w = width - left_w - right_w
     plot_h = height - 1
     canvas = BrailleCanvas(plot_w, plot_h)
-    xs_all = [x / view.x_div for x in (*view.xs, *view.loss_xs) if finite(x)]
+    xs_all = [x / view.x_div for x in (*view.xs, *view.loss_xs) if fmt.finite(x)]
     x0, x1 = (min(xs_all), max(xs_all)) if xs_all else (0.0, 1.0)
     if x1 - x0 <= 0:
         x1 = x0 + 1.0
@@ -105,7 +105,7 @@ def chart_legend(view: ChartView | None, *, log: bool, width: int = 200) -> str:
     lo, hi = rank_color(0, k), rank_color(k - 1, k)
     loss = view.loss_label if view is not None else "loss"
     scale = "log" if log else "lin"
-    ramp = f"[{lo}]λ₁[/]→[{hi}]λ{subscript(k)}[/]"
+    ramp = f"[{lo}]λ₁[/]→[{hi}]λ{fmt.subscript(k)}[/]"
     candidates = (
         f"top-{k} λ over training {ramp} [{LOSS_COLOR}]— {loss}[/] "
         f"[{LIMIT_COLOR}]┈ 2(1+β)/η[/] · {scale}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from sgdtop.format import clock, count, number
+from sgdtop import format as fmt
 from sgdtop.tui.draw.layout import fit_parts, pair
 from sgdtop.tui.draw.palette import DIM, STATUS_STYLES, WARN
 from sgdtop.tui.state.replay import ReplayCursor
@@ -40,7 +40,7 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
     if info is not None:
         ident.append(Text(info.model, style="bold"))
         ident.append(Text(info.dataset or "?"))
-        ident.append(pair("params", count(info.num_params)))
+        ident.append(pair("params", fmt.count(info.num_params)))
         ident.append(pair("on", info.device))
     else:
         ident.append(Text("waiting for run_start…", style=DIM))
@@ -52,19 +52,19 @@ def header_text(view: HeaderView, width: int, *, mode: Text | None = None) -> Te
     # line 2
     parts: list[Text] = []
     lr = view.lr if view.lr is not None else (info.lr if info is not None else None)
-    parts.append(pair("η", number(lr, 3)))
+    parts.append(pair("η", fmt.number(lr, 3)))
     if info is not None:
         parts.append(pair("S", str(info.batch_size) if info.batch_size is not None else "?"))
-        parts.append(pair("β", number(info.momentum, 3)))
+        parts.append(pair("β", fmt.number(info.momentum, 3)))
     epoch = "–" if view.epoch is None else str(view.epoch + 1)
     if info is not None and info.epochs:  # 0: not known (a Monitor)
         epoch += f"/{info.epochs}"
     parts.append(pair("epoch", epoch))
     parts.append(pair("step", "–" if view.step is None else f"{view.step:,}"))
-    parts.append(pair("t", clock(view.elapsed)))
+    parts.append(pair("t", fmt.clock(view.elapsed)))
     if view.examples_per_s is not None:
         thru = Text(no_wrap=True)
-        thru.append(count(view.examples_per_s), "bold")
+        thru.append(fmt.count(view.examples_per_s), "bold")
         thru.append(" ex/s", DIM)
         parts.append(thru)
     line2 = fit_parts(parts, width, "   " if width >= 100 else "  ")
@@ -81,7 +81,7 @@ def mode_text(mode: str, cursor: ReplayCursor | None, *, paused: bool = False) -
     if cursor is not None:
         out.append("replay ", DIM)
         out.append("▶ " if cursor.playing else "‖ ", "bold")
-        out.append(f"{number(cursor.speed, 3)}×", "bold")
+        out.append(f"{fmt.number(cursor.speed, 3)}×", "bold")
         out.append(f" λ {cursor.measurement_index}/{len(cursor.measurements)}", DIM)
     elif mode == "watch":
         out.append("watching", DIM)

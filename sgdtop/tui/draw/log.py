@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from sgdtop.format import clock
+from sgdtop import format as fmt
 from sgdtop.tui.draw.palette import DIM, LOG_STYLES
 from sgdtop.tui.state.views import LogLine
 
@@ -13,7 +13,7 @@ def log_text(line: LogLine) -> Text:
     """One log line: time, level mark, source, message."""
     style = LOG_STYLES.get(line.level, "")
     out = Text(no_wrap=False)
-    out.append(clock(line.t).rjust(7) + " ", DIM)
+    out.append(fmt.clock(line.t).rjust(7) + " ", DIM)
     mark = {"warning": "! ", "error": "✖ "}.get(line.level, "  ")
     out.append(mark, style)
     if line.source not in ("trainer", "sgdtop"):

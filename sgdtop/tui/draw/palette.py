@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sgdtop.format import finite
+from sgdtop import format as fmt
 from sgdtop.tui.state.views import LOST, RUNNING, STOPPING, WAITING
 
 #: Rank 1 (largest |λ|) and rank k (smallest) in the chart and table (paper's Fig. 2).
@@ -60,7 +60,7 @@ def rank_color(rank: int, k: int) -> str:
 
 def stability_style(ratio: float) -> str:
     """Color of η·λ₁/2(1+β): green below 1/2, yellow below 1, red at or above 1."""
-    if not finite(ratio) or ratio >= 1.0:
+    if not fmt.finite(ratio) or ratio >= 1.0:
         return BAD
     return WARN if ratio >= 0.5 else GOOD
 

@@ -10,7 +10,7 @@ from typing import Final
 
 from rich.text import Text
 
-from sgdtop.format import finite, number, signed, subscript
+from sgdtop import format as fmt
 from sgdtop.tui.draw.layout import first_fitting
 from sgdtop.tui.draw.lines_chart import ChartLine, lines_chart
 from sgdtop.tui.draw.palette import DIM, ramp_color
@@ -39,7 +39,7 @@ def slices_legend(view: SliceView | None, width: int = 200) -> str:
     ramp = (f"[{slice_color(len(view.slices) - 1, len(view.slices))}]older[/]→"  # type: ignore[union-attr]
             f"[{slice_color(0, 1)}]step {step}[/]")
     span = max((abs(t) for t in newest.distances), default=math.nan)
-    eta = f" = ±{span / newest.lr:.3g}η" if finite(newest.lr) and newest.lr > 0 else ""
+    eta = f" = ±{span / newest.lr:.3g}η" if fmt.finite(newest.lr) and newest.lr > 0 else ""
     candidates = (
         f"loss L(θ+t·vᵢ) along the top eigenvectors {ramp} [{QUADRATIC_COLOR}]— "
         f"L+gt+½λt²[/] · t ∈ ±{span:.3g}{eta}",
@@ -76,13 +76,13 @@ def slices_text(view: SliceView | None, width: int, height: int) -> Text:
         lines.reverse()  # the newest drawn last, on top
         lam = newest.eigenvalues[i] if i < len(newest.eigenvalues) else math.nan
         slope = newest.slopes[i] if i < len(newest.slopes) else math.nan
-        if finite(lam) and finite(slope) and finite(newest.loss0):
+        if fmt.finite(lam) and fmt.finite(slope) and fmt.finite(newest.loss0):
             quad = [newest.loss0 + slope * t + 0.5 * lam * t * t for t in newest.distances]
             lines.insert(0, ChartLine(label="", xs=newest.distances, ys=quad,
                                       color=QUADRATIC_COLOR))
         title = Text(no_wrap=True, overflow="crop")
-        title.append("v" + subscript(i + 1), "bold")
-        title.append(f" λ {number(lam)}  g {signed(slope, 3)}", DIM)
+        title.append("v" + fmt.subscript(i + 1), "bold")
+        title.append(f" λ {fmt.number(lam)}  g {fmt.signed(slope, 3)}", DIM)
         title.truncate(col_w - 1)
         title.pad_right(col_w - title.cell_len)
         body = lines_chart(lines, col_w - 1, height - 1).split("\n")

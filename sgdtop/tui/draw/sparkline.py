@@ -10,7 +10,7 @@ from typing import Final
 
 from rich.text import Text
 
-from sgdtop.format import finite, number
+from sgdtop import format as fmt
 from sgdtop.tui.draw.palette import BAD, DIM, LOSS_COLOR, METRIC_COLORS, stability_style
 from sgdtop.tui.state.views import MetricView
 
@@ -30,7 +30,7 @@ def sparkline(values: Sequence[float], width: int, color: str) -> Text:
     shown = list(values[-width:])
     if len(shown) < width:
         text.append(" " * (width - len(shown)))
-    shown_finite = [v for v in shown if finite(v)]
+    shown_finite = [v for v in shown if fmt.finite(v)]
     lo = min(shown_finite) if shown_finite else 0.0
     hi = max(shown_finite) if shown_finite else 0.0
     span = hi - lo
@@ -44,7 +44,7 @@ def sparkline(values: Sequence[float], width: int, color: str) -> Text:
             chars.clear()
 
     for v in shown:
-        if finite(v):
+        if fmt.finite(v):
             level = top // 2 if span <= 0 else round((v - lo) / span * top)
             ch, style = _BLOCKS[level], color
         else:
@@ -64,21 +64,21 @@ def _metric_value(view: MetricView, *, extra: bool = False) -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
     if cur is None:
         return out.append(f"– ({view.note})" if view.note else "–", DIM)
-    bad = not finite(cur)
+    bad = not fmt.finite(cur)
     if view.key == "stability" and view.limit is not None:
         eta_l1, eta_limit = view.limit
         pct_style = BAD if bad else stability_style(cur / 100.0)
         if extra and view.extra:
             out.append(view.extra + "  ", DIM)
-        out.append(f"{number(eta_l1, 3)}/{number(eta_limit, 2)} ", DIM)
-        out.append(f"{number(cur, 3)}%", pct_style)
+        out.append(f"{fmt.number(eta_l1, 3)}/{fmt.number(eta_limit, 2)} ", DIM)
+        out.append(f"{fmt.number(cur, 3)}%", pct_style)
         return out
     unit = view.unit
     if extra and view.extra:
         out.append(view.extra + "  ", DIM)
-    out.append(number(cur, 4) + unit, BAD if bad else "bold")
+    out.append(fmt.number(cur, 4) + unit, BAD if bad else "bold")
     prev = view.previous
-    if prev is not None and finite(prev) and finite(cur) and cur != prev:
+    if prev is not None and fmt.finite(prev) and fmt.finite(cur) and cur != prev:
         out.append(" ↑" if cur > prev else " ↓", DIM)
     return out
 

@@ -8,8 +8,8 @@ from typing import Final
 
 from rich.text import Text
 
+from sgdtop import format as fmt
 from sgdtop.compare import format_value
-from sgdtop.format import clock, number, percent
 from sgdtop.sweep import PENDING, Sweep, SweepResult, SweepSummary, cell_rows, fit_rows
 from sgdtop.tui.draw import palette
 from sgdtop.tui.draw.layout import fit_parts, pair
@@ -62,19 +62,19 @@ def row_cells(board: SweepBoard, index: int) -> list[Text]:
         epoch += f"/{row.epochs}"
     out.append(num(epoch if row.epoch is not None or row.epochs is not None else "–"))
     out.append(num("–" if row.step is None else f"{row.step:,}"))
-    out.append(num(number(row.spectral_norm, 4)))
+    out.append(num(fmt.number(row.spectral_norm, 4)))
     out.append(num(_test_text(board, index)))
     elapsed = board.elapsed(row)
-    out.append(num("–" if elapsed is None else clock(elapsed)))
+    out.append(num("–" if elapsed is None else fmt.clock(elapsed)))
     return out
 
 
 def _test_text(board: SweepBoard, index: int) -> str:
     row = board.rows[index]
     if board.regression:
-        return number(row.test_loss, 4)
+        return fmt.number(row.test_loss, 4)
     acc = row.test_acc
-    return percent(None if acc is None else 100 * acc)
+    return fmt.percent(None if acc is None else 100 * acc)
 
 
 def state_text(result: SweepResult | None, *, stopping: bool, escalated: bool,
@@ -96,7 +96,7 @@ def header_text(sweep: Sweep, counts: SweepCounts, state: Text, elapsed: float |
                 jobs: int, width: int) -> Text:
     """Two lines: ``sgdtop sweep``, the id, profile and jobs, the elapsed time and the
     state on the right; then the cells done, running, pending, (interrupted,) failed."""
-    right = pair("t", clock(elapsed))
+    right = pair("t", fmt.clock(elapsed))
     right.append("  ")
     right.append_text(state)
     right.truncate(max(10, width // 2), overflow="ellipsis")

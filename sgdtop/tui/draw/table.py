@@ -8,7 +8,7 @@ from typing import Final
 
 from rich.text import Text
 
-from sgdtop.format import finite, number, signed
+from sgdtop import format as fmt
 from sgdtop.tui.draw.palette import BAD, DIM, GOOD, WARN, rank_color
 from sgdtop.tui.state.views import EigenRow, SpectrumView
 
@@ -35,7 +35,7 @@ def eigen_table(view: SpectrumView, width: int) -> Text:
         head.append(f" {'resid':>8}", DIM)
     head.append("  ✓", DIM)
     lines = [head]
-    rho = max((abs(r.value) for r in rows if finite(r.value)), default=0.0)
+    rho = max((abs(r.value) for r in rows if fmt.finite(r.value)), default=0.0)
     for row in rows:
         lines.append(_eigen_line(row, k, show_res, bar_w, rho))
     return Text("\n", no_wrap=True).join(lines)
@@ -45,21 +45,22 @@ def _eigen_line(row: EigenRow, k: int, show_res: bool, bar_w: int, rho: float) -
     color = rank_color(row.rank - 1, k)
     line = Text(no_wrap=True, overflow="crop")
     line.append(f"{row.rank:>3}", color)
-    value_style = "bold" if finite(row.value) and row.value >= 0 else (
-        "bold #f0abfc" if finite(row.value) else BAD)
-    line.append(" " + signed(row.value, 5).rjust(10), value_style)
+    value_style = "bold" if fmt.finite(row.value) and row.value >= 0 else (
+        "bold #f0abfc" if fmt.finite(row.value) else BAD)
+    line.append(" " + fmt.signed(row.value, 5).rjust(10), value_style)
     if row.delta is None:
         line.append(" " + "–".rjust(9), DIM)
     else:
         d = row.delta
-        d_style = BAD if not finite(d) else ("#fca5a5" if d > 0 else "#93c5fd" if d < 0 else DIM)
-        line.append(" " + signed(d, 3).rjust(9), d_style)
+        d_style = BAD if not fmt.finite(d) else (
+            "#fca5a5" if d > 0 else "#93c5fd" if d < 0 else DIM)
+        line.append(" " + fmt.signed(d, 3).rjust(9), d_style)
     if show_res:
-        line.append(" " + number(row.residual, 2).rjust(8), DIM)
+        line.append(" " + fmt.number(row.residual, 2).rjust(8), DIM)
     glyph, style = MARKS.get(row.mark, ("?", DIM))
     line.append("  " + glyph, style)
     if bar_w > 0:
-        frac = abs(row.value) / rho if rho > 0 and finite(row.value) else 0.0
+        frac = abs(row.value) / rho if rho > 0 and fmt.finite(row.value) else 0.0
         cells = frac * bar_w
         full = int(cells)
         bar = "█" * full + (_PARTIAL[int((cells - full) * 8)] if full < bar_w else "")
@@ -78,14 +79,14 @@ def spectrum_status(view: SpectrumView, width: int = 80) -> Text:
         p = view.progress
         hv = str(p.hvps)
         label = "⟳ " if narrow else "⟳ measuring: "
-        return Text(f"{label}{hv} HVPs · {number(p.seconds, 3)} s", style=WARN, no_wrap=True)
+        return Text(f"{label}{hv} HVPs · {fmt.number(p.seconds, 3)} s", style=WARN, no_wrap=True)
     sp = view.last
     if sp is None:
         return Text("no measurement yet", style=DIM, no_wrap=True)
     hv = str(sp.hvps)
     step = "–" if sp.step is None else f"{sp.step:,}"
     conv = f"{sum(sp.converged)}/{len(sp.eigenvalues)} ✓"
-    secs = number(sp.seconds, 3)
+    secs = fmt.number(sp.seconds, 3)
     if narrow:
         text = f"@{step} · {hv} HVP · {secs}s · {conv.replace(' ', '')}"
     else:

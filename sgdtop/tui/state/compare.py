@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sgdtop import format as fmt
 from sgdtop.compare import CompareReport
-from sgdtop.format import kappa_label
-from sgdtop.format import run_labels as format_run_labels
 
 #: The metrics in the order of their keys 1..7 (those of the report; others follow).
 METRIC_ORDER: Final[tuple[str, ...]] = (
@@ -34,7 +33,7 @@ def run_labels(report: CompareReport) -> list[str]:
     (:func:`sgdtop.format.run_labels`). A label the user gave (other than the run id) is
     kept as it is; with no differing setting the run ids are used."""
     summaries = report.summaries
-    return format_run_labels(
+    return fmt.run_labels(
         [s.settings() for s in summaries], [s.run_id for s in summaries], report.differing,
         given=[s.label if s.label != s.run_id else None for s in summaries])
 
@@ -43,7 +42,7 @@ def k_symbol(report: CompareReport) -> str:
     """``κ₃₀`` when every run computed the same k, else ``κₖ``
     (:func:`sgdtop.format.kappa_label`)."""
     ks = {s.k for s in report.summaries}
-    return kappa_label(ks.pop() if len(ks) == 1 else None)
+    return fmt.kappa_label(ks.pop() if len(ks) == 1 else None)
 
 
 def metric_keys(report: CompareReport) -> list[str]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from sgdtop.format import finite, kappa_label, number
+from sgdtop import format as fmt
 from sgdtop.schema import (
     DenseSpectrum,
     Eval,
@@ -107,7 +107,7 @@ class RunState:
         """Fold one record into the state (the decoder has checked its types; non-finite
         values are kept and shown as such)."""
         self.events_applied += 1
-        if finite(rec.t) and rec.t > self.t:
+        if fmt.finite(rec.t) and rec.t > self.t:
             self.t = rec.t
         if rec.step is not None:
             self.step = rec.step
@@ -150,7 +150,7 @@ class RunState:
         self.info = rec
         if self.status == WAITING:
             self.status = RUNNING
-        if self.lr is None and finite(rec.lr):
+        if self.lr is None and fmt.finite(rec.lr):
             self.lr = rec.lr
         self.add_log(rec.t, "info", "sgdtop", f"run {rec.run_id} started")
 
@@ -188,7 +188,7 @@ class RunState:
         self.metrics_version += 1
         self.spectrum_version += 1
         self.chart_version += 1
-        if sp.eigenvalues and not all(finite(v) for v in sp.eigenvalues):
+        if sp.eigenvalues and not all(fmt.finite(v) for v in sp.eigenvalues):
             self.add_log(sp.t, "warning", "sgdtop", "non-finite eigenvalues in the spectrum")
 
     def _on_run_end(self, rec: RunEnd) -> None:
@@ -265,7 +265,7 @@ class RunState:
         sp = self.spectrum
         k = self.info.k if self.info is not None and self.info.k else (
             len(sp.eigenvalues) if sp is not None and sp.eigenvalues else None)
-        cond_label = kappa_label(k)
+        cond_label = fmt.kappa_label(k)
 
         def view(key: str, label: str, ring: Ring, unit: str = "",
                  limit: tuple[float, float] | None = None, note: str = "",
@@ -274,10 +274,11 @@ class RunState:
                               current=ring.last, previous=ring.previous, unit=unit,
                               limit=limit, note=note, extra=extra)
 
-        dense = f"dense κ {number(self.dense_cond, 3)}" if self.dense_cond is not None else ""
-        worst = max(self.layers, key=lambda la: la.dead_pct if finite(la.dead_pct) else -1.0,
+        dense = f"dense κ {fmt.number(self.dense_cond, 3)}" if self.dense_cond is not None else ""
+        worst = max(self.layers, key=lambda la: la.dead_pct if fmt.finite(la.dead_pct) else -1.0,
                     default=None)
-        dead_extra = f"max {worst.name} {number(worst.dead_pct, 3)}%" if worst is not None else ""
+        dead_extra = (f"max {worst.name} {fmt.number(worst.dead_pct, 3)}%"
+                      if worst is not None else "")
 
         limit = (sp.eta_lambda1, eta_limit(sp)) if sp is not None else None
         regression = self.info is not None and self.info.task == "regression"
@@ -285,7 +286,7 @@ class RunState:
         return (
             view("rho", "ρ(H)", self.rho),
             view("stability", "η·λ₁", self.stability, "%", limit, extra=(
-                f"λ₁ {number(sp.eigenvalues[0], 3)} vs {number(sp.stability_limit, 3)}"
+                f"λ₁ {fmt.number(sp.eigenvalues[0], 3)} vs {fmt.number(sp.stability_limit, 3)}"
                 if sp is not None and sp.eigenvalues else "")),
             view("cond", cond_label, self.cond, extra=dense),
             # the batch loss as it streams in; before any step event (e.g. a run of eval
@@ -343,7 +344,7 @@ def eta_limit(sp: Spectrum) -> float:
 def stability_ratio(sp: Spectrum) -> float:
     """λ₁ / (2(1+β)/η) = η·λ₁ / 2(1+β): 1.0 is the edge of stability of GD with momentum."""
     denom = eta_limit(sp)
-    if not finite(denom) or denom == 0.0:
+    if not fmt.finite(denom) or denom == 0.0:
         return math.nan
     return sp.eta_lambda1 / denom  # NaN and ±inf carry through
 
@@ -353,8 +354,8 @@ def _mark(lam: float, residual: float | None, converged: bool) -> str:
         return "converged"
     if (
         residual is not None
-        and finite(residual)
-        and finite(lam)
+        and fmt.finite(residual)
+        and fmt.finite(lam)
         and lam != 0.0
         and residual / abs(lam) < NEAR_CONVERGED_REL_RESIDUAL
     ):
