@@ -32,11 +32,12 @@ def slice_color(age: int, count: int) -> str:
 
 def slices_legend(view: SliceView | None, width: int = 200) -> str:
     """Rich markup for the slice panel's border title."""
-    newest = view.slices[-1] if view is not None and view.slices else None
-    if newest is None:
+    slices = view.slices if view is not None else ()
+    if not slices:
         return "loss along the top eigenvectors"
+    newest = slices[-1]
     step = "-" if newest.step is None else f"{newest.step:,}"
-    ramp = (f"[{slice_color(len(view.slices) - 1, len(view.slices))}]older[/]→"  # type: ignore[union-attr]
+    ramp = (f"[{slice_color(len(slices) - 1, len(slices))}]older[/]→"
             f"[{slice_color(0, 1)}]step {step}[/]")
     span = max((abs(t) for t in newest.distances), default=math.nan)
     eta = f" = ±{span / newest.lr:.3g}η" if fmt.finite(newest.lr) and newest.lr > 0 else ""
