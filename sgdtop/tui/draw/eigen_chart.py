@@ -105,7 +105,7 @@ def chart_legend(view: ChartView | None, *, log: bool, width: int = 200) -> str:
     lo, hi = rank_color(0, k), rank_color(k - 1, k)
     loss = view.loss_label if view is not None else "loss"
     scale = "log" if log else "lin"
-    ramp = f"[{lo}]λ₁[/]→[{hi}]λ{fmt.subscript(k)}[/]"
+    ramp = f"[{lo}]{fmt.eigen_label(1)}[/]→[{hi}]{fmt.eigen_label(k)}[/]"
     candidates = (
         f"top-{k} λ over training {ramp} [{LOSS_COLOR}]— {loss}[/] "
         f"[{LIMIT_COLOR}]┈ 2(1+β)/η[/] · {scale}",
