@@ -152,7 +152,7 @@ def run(
         feed = launch.TrainerProcess(prof, root)
         stopper.attach(feed)
         if use_tui(log, json_out):
-            from sgdtop.tui.app import run_live
+            from sgdtop.tui.run import run_live
 
             try:
                 run_live(feed, quit_when_ended=lambda: stopper.terminated)
@@ -253,7 +253,7 @@ def replay(
     run_dir = _resolve(run_ref, runs_dir)
     events = _read(run_dir)
     if use_tui(log, json_out):
-        from sgdtop.tui.app import run_replay
+        from sgdtop.tui.run import run_replay
 
         run_replay(events, run_dir=run_dir, speed=speed or 1.0, instant=instant)
         return
@@ -281,7 +281,7 @@ def watch(
     run_dir = _resolve(run_ref, runs_dir)
     feed = RunFollower(run_dir)
     if use_tui(log, json_out):
-        from sgdtop.tui.app import run_watch
+        from sgdtop.tui.run import run_watch
 
         run_watch(feed)
         return
@@ -466,7 +466,7 @@ def compare(
     if not use_tui(log, False):
         print(render_text(report, max_rows=rows))
         return
-    from sgdtop.tui.compare_app import run_compare
+    from sgdtop.tui.compare import run_compare
 
     run_compare(report)
 
@@ -519,7 +519,7 @@ def sweep(
                      f"in {sw.path}\n")
     try:
         if use_tui(log, False):  # the live view; q / Ctrl+C stop the sweep as here
-            from sgdtop.tui.sweep_app import run_sweep_live
+            from sgdtop.tui.sweep.app import run_sweep_live
 
             result = run_sweep_live(sw, jobs=jobs)
         else:

@@ -20,10 +20,10 @@ from sgdtop.recorder import RunRecorder
 from sgdtop.schema import Record
 from sgdtop.summary import RunEvents
 from sgdtop.train import InputError, prepare, train
-from sgdtop.tui import render
-from sgdtop.tui.app import ReplaySource, SgdtopApp
+from sgdtop.tui.draw.slices_chart import slices_text
+from sgdtop.tui.run import ReplaySource, SgdtopApp
+from sgdtop.tui.run.widgets import EigenChart, SliceChart
 from sgdtop.tui.state import RunState
-from sgdtop.tui.widgets import EigenChart, SliceChart
 
 
 def _train(**overrides: object) -> list[Record]:
@@ -117,21 +117,23 @@ def test_state_keeps_the_newest_slices_and_ignores_malformed_ones() -> None:
     assert 1 <= len(view.slices) <= 6
     assert view.slices[-1].step == max(ev.step for ev in slice_run() if ev.kind == "loss_slice")
     before = state.slices_version
-    from sgdtop.events import make_event
-    state.apply(make_event("loss_slice", 1.0, step=1, distances="x", eigenvalues=[],
-                           slopes=[], losses=None, loss0=0.0, lr=0.1, seconds=0.0))
-    assert state.slices_version == before  # a display never raises on odd values
+    from sgdtop.schema import BadLine, decode_line
+    odd = decode_line('{"v": 1, "kind": "loss_slice", "t": 1.0, "step": 1, "distances": "x", '
+                      '"eigenvalues": [], "slopes": [], "losses": null, "loss0": 0.0, '
+                      '"lr": 0.1, "seconds": 0.0}')
+    assert isinstance(odd, BadLine)  # stopped at the decoder: it never reaches the state
+    assert state.slices_version == before
 
 
 @pytest.mark.parametrize(("width", "columns"), [(60, 2), (100, 4), (200, 4)])
 def test_slice_panel_fits_its_width(width: int, columns: int) -> None:
     state = RunState()
     state.apply_all(slice_run())
-    text = render.slices_text(state.slice_view(), width, 12)
+    text = slices_text(state.slice_view(), width, 12)
     lines = text.plain.split("\n")
     assert len(lines) == 12 and all(len(line) <= width for line in lines)
     assert sum(f"v{chr(0x2080 + i)}" in lines[0] for i in range(1, 5)) == columns
-    empty = render.slices_text(RunState().slice_view(), width, 6).plain
+    empty = slices_text(RunState().slice_view(), width, 6).plain
     assert "slice_every" in empty
 
 

@@ -1,53 +1,37 @@
-"""The Textual app driven by Pilot: live/watch feeds (a thread), replay keys, run end,
+"""The run app driven by Pilot: live/watch feeds (a thread), replay keys, run end,
 trainer crash, broken pipe, NaN values, pause, screenshots, resize, NO_COLOR.
-
-Async bodies run with ``asyncio.run`` inside plain tests (no pytest-asyncio needed).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.app import App
 from textual.pilot import Pilot
-from tui_fixtures import ListFeed, cut_off_run, diverging_run, long_run, normal_run
+from tui_fixtures import (
+    ListFeed,
+    cut_off_run,
+    diverging_run,
+    drive,
+    long_run,
+    normal_run,
+    screen_text,
+    wait_for,
+)
 
-from sgdtop.tui import app as app_module
-from sgdtop.tui.app import LiveSource, ReplaySource, SgdtopApp
+from sgdtop.tui.help import HelpScreen
+from sgdtop.tui.run import LiveSource, ReplaySource, SgdtopApp, run_live, run_replay, run_watch
+from sgdtop.tui.run.messages import EventsArrived
+from sgdtop.tui.run.widgets import (
+    EigenBody,
+    EigenChart,
+    HeaderBar,
+    LogPanel,
+    MetricsPanel,
+)
 from sgdtop.tui.state import LOST, STOPPING
-from sgdtop.tui.widgets import EigenBody, EigenChart, HeaderBar, HelpScreen, LogPanel
-
-Body = Callable[[SgdtopApp, Pilot[str | None]], Awaitable[None]]
-
-
-def drive(app: SgdtopApp, body: Body, size: tuple[int, int] = (80, 24)) -> None:
-    """Run ``app`` headless at ``size`` and ``body`` against it."""
-
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await body(app, pilot)
-
-    asyncio.run(main())
-
-
-async def wait_for(pilot: Pilot[str | None], cond: Callable[[], bool], timeout: float = 10.0,
-                   ) -> None:
-    """Let the app run until ``cond()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.02)
-
-
-def screen_text(app: SgdtopApp) -> str:
-    """The visible characters of the screen (from the SVG export's text)."""
-    return app.export_screenshot().replace("&#160;", " ")
 
 
 def header_plain(app: SgdtopApp) -> str:
@@ -258,7 +242,7 @@ def test_a_flood_of_events_is_ingested_in_batches() -> None:
     wakes: list[int] = []
 
     class Counting(SgdtopApp):
-        def on_events_arrived(self, message: app_module.EventsArrived) -> None:
+        def on_events_arrived(self, message: EventsArrived) -> None:
             wakes.append(1)
             super().on_events_arrived(message)
 
@@ -367,7 +351,16 @@ def test_resize_any_time() -> None:
             await pilot.resize_terminal(*size)
             await pilot.pause()
             assert app.size == size
-            app.export_screenshot()
+            width = size[0]
+            header = app.query_one(HeaderBar).render().plain.split("\n")
+            assert len(header) == 2 and all(len(line) <= width for line in header)
+            assert ("✖ diverged" in header[0]) == (width >= 80)  # cut short below 80
+            for panel in (MetricsPanel, EigenChart):  # (20 columns leave them 0 wide)
+                widget = app.query_one(panel)
+                rows = widget.render().plain.split("\n")
+                if width >= 40:
+                    assert widget.size.width > 0
+                    assert all(len(row) <= widget.size.width for row in rows), (size, panel)
         await pilot.press("left", "l")
         await pilot.resize_terminal(160, 48)
         await pilot.pause()
@@ -391,13 +384,20 @@ def test_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
 # -- the entry points ----------------------------------------------------------------
 
 
-def _headless(press: tuple[str, ...]) -> Callable[..., object]:
-    """A stand-in for App.run: headless, pressing ``press`` once caught up."""
+def _headless(apps: list[SgdtopApp]) -> Callable[..., object]:
+    """A stand-in for App.run: headless; once caught up it presses q (live: waits for
+    the stream to end after that first q, then presses q again). Each app run is
+    appended to ``apps``."""
 
     def run(self: SgdtopApp, **_: object) -> object:
+        apps.append(self)
+
         async def auto(pilot: Pilot[str | None]) -> None:
             await wait_for(pilot, lambda: self.state.step is not None and self.caught_up)
-            await pilot.press(*press)
+            await pilot.press("q")
+            if self.mode == "live":  # the first q asked the trainer to stop
+                await wait_for(pilot, lambda: self.feed_finished)
+                await pilot.press("q")
             await wait_for(pilot, lambda: not self.is_running)
 
         return App.run(self, headless=True, size=(80, 24), auto_pilot=auto)
@@ -408,16 +408,22 @@ def _headless(press: tuple[str, ...]) -> Callable[..., object]:
 def test_run_live_returns_the_status_and_closes_the_feed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(SgdtopApp, "run", _headless(("q", "q")))
+    apps: list[SgdtopApp] = []
+    monkeypatch.setattr(SgdtopApp, "run", _headless(apps))
     feed = ListFeed(normal_run(end=False), hold=True)
-    status = app_module.run_live(feed)
+    status = run_live(feed)
     assert feed.stop_calls == 1 and feed.close_calls == 1
-    assert status in ("interrupted", None)  # None if the second q came before run_end
+    assert status == "interrupted" and apps[0].mode == "live"
 
 
 def test_run_watch_and_run_replay(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(SgdtopApp, "run", _headless(("q",)))
+    apps: list[SgdtopApp] = []
+    monkeypatch.setattr(SgdtopApp, "run", _headless(apps))
     feed = ListFeed(normal_run())
-    app_module.run_watch(feed)
+    assert run_watch(feed) == "completed"
     assert feed.stop_calls == 0 and feed.close_calls == 1
-    app_module.run_replay(normal_run(), run_dir=None, instant=True)
+    assert run_replay(normal_run(), run_dir=None, instant=True) is None
+    watch, replay = apps
+    assert watch.mode == "watch" and replay.mode == "replay"
+    assert replay.cursor is not None and replay.cursor.at_end
+    assert replay.state.status == "completed" and replay.return_value == "completed"

@@ -8,75 +8,56 @@ Update the snapshots after a deliberate change:
 
 from __future__ import annotations
 
-import asyncio
 import math
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.text import Text
 from runs_fixtures import make_run, two_runs
 from textual.pilot import Pilot
+from tui_fixtures import LARGE, SMALL, SnapCompare, drive
 
 from sgdtop.compare import CompareReport, build_report
 from sgdtop.events import make_event
 from sgdtop.summary import RunEvents
-from sgdtop.tui import render
-from sgdtop.tui.compare_app import (
-    DIFF_STYLE,
-    CompareApp,
-    CompareChart,
-    CompareHelpScreen,
-    MetricBar,
+from sgdtop.tui.compare import CompareApp
+from sgdtop.tui.compare.app import CompareHelpScreen
+from sgdtop.tui.compare.widgets import CompareChart, MetricBar, SummaryTableView
+from sgdtop.tui.draw.compare import (
     chart_lines,
     metric_bar,
-    metric_keys,
-    run_labels,
     summary_spec,
     summary_table,
     table_height,
 )
-
-SnapCompare = Callable[..., bool]
-Body = Callable[[CompareApp, Pilot[None]], Awaitable[None]]
-
-SMALL = (80, 24)
-LARGE = (160, 48)
+from sgdtop.tui.draw.lines_chart import ChartLine, lines_chart, lines_legend
+from sgdtop.tui.draw.palette import DIFF_STYLE, RUN_COLORS, run_color
+from sgdtop.tui.state.compare import metric_keys, run_labels
 
 
 def _report() -> CompareReport:
     return build_report(two_runs())
 
 
-def drive(app: CompareApp, body: Body, size: tuple[int, int] = SMALL) -> None:
-    """Run ``app`` headless at ``size`` and ``body`` against it."""
-
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await body(app, pilot)
-
-    asyncio.run(main())
-
-
-def _plain_rows(text: render.Text) -> list[str]:
+def _plain_rows(text: Text) -> list[str]:
     return text.plain.split("\n")
 
 
-# -- render.lines_chart / lines_legend -----------------------------------------------
+# -- lines_chart / lines_legend ------------------------------------------------------
 
 
-def _line(ys: list[float], color: str = "#ff0000", label: str = "a") -> render.ChartLine:
-    return render.ChartLine(label=label, xs=[float(i) for i in range(len(ys))], ys=ys,
+def _line(ys: list[float], color: str = "#ff0000", label: str = "a") -> ChartLine:
+    return ChartLine(label=label, xs=[float(i) for i in range(len(ys))], ys=ys,
                             color=color)
 
 
 def test_lines_chart_draws_each_line_in_its_color_at_the_size_asked() -> None:
     a = _line([1.0, 2.0, 3.0, 4.0], "#ff0000")
     b = _line([4.0, 3.0, 2.0, 1.0], "#00ff00", "b")
-    text = render.lines_chart([a, b], 40, 10)
+    text = lines_chart([a, b], 40, 10)
     rows = _plain_rows(text)
     assert len(rows) == 10 and all(len(r) == 40 for r in rows)
     styles = {str(span.style) for span in text.spans}
@@ -87,16 +68,16 @@ def test_lines_chart_draws_each_line_in_its_color_at_the_size_asked() -> None:
 
 def test_lines_chart_bridges_missing_points_and_marks_infinities() -> None:
     # a run measured every other x (NaN between): still one connected line
-    sparse = render.ChartLine("s", xs=[0, 1, 2, 3, 4], ys=[1.0, math.nan, 2.0, math.nan, 3.0],
+    sparse = ChartLine("s", xs=[0, 1, 2, 3, 4], ys=[1.0, math.nan, 2.0, math.nan, 3.0],
                               color="#ff0000")
-    dots = sum(ch != " " and ch >= "\u2800" for ch in render.lines_chart([sparse], 30, 6).plain)
+    dots = sum(ch != " " and ch >= "\u2800" for ch in lines_chart([sparse], 30, 6).plain)
     assert dots > 10
     blown = _line([1.0, 2.0, math.inf, 1.5, -math.inf, 1.0])
-    text = render.lines_chart([blown], 30, 6)
+    text = lines_chart([blown], 30, 6)
     top = _plain_rows(text)[0][7:]
     bottom = _plain_rows(text)[-2][7:]
     assert top.strip() and bottom.strip()  # the ticks at the edges
-    legend = render.lines_legend([blown, _line([math.nan], label="empty")]).plain
+    legend = lines_legend([blown, _line([math.nan], label="empty")]).plain
     assert "↑inf" in legend and "↓inf" in legend and "empty (none)" in legend
 
 
@@ -109,24 +90,24 @@ def test_lines_chart_never_breaks_on_bad_values(log: bool) -> None:
         _line([0.0, -1.0, 0.0]),
         _line([5.0]),
         _line([1e300, -1e300, 1e-300]),
-        render.ChartLine("x", xs=[math.nan, math.inf, 1.0], ys=[1.0, 2.0, 3.0], color="red"),
+        ChartLine("x", xs=[math.nan, math.inf, 1.0], ys=[1.0, 2.0, 3.0], color="red"),
     ]
     for lines in ([], bad, bad[:2], bad[2:3], bad[3:4], bad[4:5]):
         for w, h in ((0, 0), (11, 2), (12, 3), (20, 5), (200, 60)):
-            text = render.lines_chart(lines, w, h, log=log, empty="nothing")
+            text = lines_chart(lines, w, h, log=log, empty="nothing")
             if w >= 12 and h >= 3:
                 assert len(_plain_rows(text)) == h
-    empty = render.lines_chart([_line([math.nan])], 30, 5, empty="nothing here").plain
+    empty = lines_chart([_line([math.nan])], 30, 5, empty="nothing here").plain
     assert "nothing here" in empty
-    assert "nothing" in render.lines_chart([_line([0.0, 0.0])], 30, 5, log=True,
+    assert "nothing" in lines_chart([_line([0.0, 0.0])], 30, 5, log=True,
                                            empty="nothing").plain
 
 
 def test_lines_legend_fits_its_width() -> None:
-    lines = [_line([1.0], render.run_color(i), f"run number {i}") for i in range(10)]
-    assert render.lines_legend(lines, 30).cell_len <= 30
-    assert render.run_color(0) != render.run_color(1)
-    assert render.run_color(len(render.RUN_COLORS)) == render.run_color(0)
+    lines = [_line([1.0], run_color(i), f"run number {i}") for i in range(10)]
+    assert lines_legend(lines, 30).cell_len <= 30
+    assert run_color(0) != run_color(1)
+    assert run_color(len(RUN_COLORS)) == run_color(0)
 
 
 # -- pure functions of the compare view ----------------------------------------------
@@ -216,7 +197,10 @@ def test_metric_switching_keys() -> None:
         assert app.metric == "cond_k"
         await pilot.press("5")
         assert "test loss" in str(chart.border_title) and "↑inf" in str(chart.border_title)
-        app.export_screenshot()
+        shown = bar.render()
+        selected = [shown.plain[sp.start:sp.end] for sp in shown.spans
+                    if str(sp.style) == "bold reverse"]
+        assert "5 test loss" in shown.plain and selected == ["test loss"]
 
     drive(CompareApp(_report()), body)
 
@@ -274,12 +258,28 @@ def _awkward_report() -> CompareReport:
 
 def test_nan_inf_and_empty_runs_at_any_size() -> None:
     async def body(app: CompareApp, pilot: Pilot[None]) -> None:
+        chart = app.query_one(CompareChart)
         for size in ((40, 12), (200, 60), (20, 6), (80, 24), (160, 48)):
             await pilot.resize_terminal(*size)
             await pilot.pause()
             for key in ("l", "right", "right", "right", "right", "l", "right"):
                 await pilot.press(key)
-            app.export_screenshot()
+                w, h = chart.size
+                rows = chart.render().split("\n")
+                if w >= 12 and h >= 3:  # else the chart is left blank
+                    assert len(rows) == h and all(r.cell_len == w for r in rows), (size, key)
+            assert app.is_running and app.size == size
+        # The run with only run_start has no values, the all-NaN run's -inf test loss and
+        # the other's +inf are marked, and the table spells the NaNs out.
+        await pilot.press("5")
+        title = str(chart.border_title)
+        assert "η=0.1[#8b949e][/bold #f87171] (none)" in title
+        assert "↓inf" in title and "↑inf" in title
+        table = app.query_one(SummaryTableView).render()
+        console = Console(width=160, record=True, color_system=None)
+        console.print(table)
+        broken = [line for line in console.export_text().splitlines() if "nan" in line]
+        assert any(line.lstrip().startswith("ρ(H) final") for line in broken)
 
     drive(CompareApp(_awkward_report()), body)
 
@@ -298,7 +298,7 @@ def test_a_report_without_series() -> None:
 def test_the_compare_view_imports_no_torch() -> None:
     code = (
         "import sys\n"
-        "import sgdtop.tui.compare_app\n"
+        "import sgdtop.tui.compare\n"
         "assert 'torch' not in sys.modules, 'the compare view imports torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

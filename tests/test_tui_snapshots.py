@@ -7,21 +7,22 @@ Update after a deliberate change: ``pytest tests/test_tui_snapshots.py --snapsho
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-from tui_fixtures import cut_off_run, diverging_run, normal_run
+from tui_fixtures import (
+    LARGE,
+    SMALL,
+    SnapCompare,
+    cut_off_run,
+    diverging_run,
+    normal_run,
+    slice_run,
+)
 
-from sgdtop.events import Event
-from sgdtop.tui.app import ReplaySource, SgdtopApp
-
-SnapCompare = Callable[..., bool]
-
-SMALL = (80, 24)
-LARGE = (160, 48)
+from sgdtop.schema import Record
+from sgdtop.tui.run import ReplaySource, SgdtopApp
 
 
-def _app(events: list[Event]) -> SgdtopApp:
+def _app(events: list[Record]) -> SgdtopApp:
     return SgdtopApp(ReplaySource(events, instant=True))
 
 
@@ -49,6 +50,4 @@ def test_help(snap_compare: SnapCompare) -> None:
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
 def test_loss_slices_panel(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
-    from tui_fixtures import slice_run
-
     assert snap_compare(_app(slice_run()), press=["v"], terminal_size=size)

@@ -1,4 +1,5 @@
-"""The TUI's state and drawing code, as plain functions (no terminal, no Textual)."""
+"""The TUI's state (the fold of events, the bounded series, the replay cursor) as plain
+Python: no terminal, no Textual."""
 
 from __future__ import annotations
 
@@ -6,24 +7,29 @@ import itertools
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from rich.text import Text
-from tui_fixtures import K, cut_off_run, diverging_run, long_run, normal_run
+from tui_fixtures import K, cut_off_run, diverging_run, long_run, make_event, normal_run
 
-from sgdtop.events import make_event
-from sgdtop.tui import render
+from sgdtop.schema import BadLine, decode_line
+from sgdtop.tui.draw.eigen_chart import chart_text
+from sgdtop.tui.draw.sparkline import metric_row, metrics_text
+from sgdtop.tui.draw.table import eigen_table
 from sgdtop.tui.state import (
     LOST,
     RUNNING,
     STOPPING,
     WAITING,
+    Backlog,
     Decimated,
     ReplayCursor,
+    ReplayFold,
     Ring,
     RunState,
     fold,
 )
+from sgdtop.tui.state.run import stability_ratio
 
 
 def test_ring_keeps_the_newest_values() -> None:
@@ -70,8 +76,8 @@ def test_fold_normal_run() -> None:
     assert all(r.mark == "converged" for r in rows[:-3])
     assert any(r.value < 0 for r in rows)  # the sign is kept
     sp = s.spectrum
-    assert sp.stability_ratio == pytest.approx(sp.eta_lambda1 / (2 * (1 + 0.9)))
-    assert s.stability.last == pytest.approx(100 * sp.stability_ratio)
+    assert stability_ratio(sp) == pytest.approx(sp.eta_lambda1 / (2 * (1 + 0.9)))
+    assert s.stability.last == pytest.approx(100 * stability_ratio(sp))
     assert s.dense_cond == 4.0e5
     assert s.layers[0].name == "fc1"
     levels = [line.level for line in s.log_lines()]
@@ -102,11 +108,11 @@ def test_regression_has_no_accuracy_row_value() -> None:
     s = fold(normal_run(task="regression"))
     acc = s.metric_views()[5]
     assert acc.current is None and acc.note == "regression"
-    assert "– (regression)" in render.metric_row(acc, 60).plain
+    assert "– (regression)" in metric_row(acc, 60).plain
 
 
 def test_wide_rows_show_details() -> None:
-    text = render.metrics_text(fold(normal_run()).metric_views(), 110).plain
+    text = metrics_text(fold(normal_run()).metric_views(), 110).plain
     assert "dense κ 4e5" in text and "max fc1 10%" in text and "λ₁ 26.9 vs 38" in text
 
 
@@ -153,30 +159,41 @@ def test_diverging_run_keeps_non_finite_values() -> None:
     assert all(r.mark == "no" for r in s.eigen_rows())
     assert any("non-finite" in line.message for line in s.log_lines())
     # every view renders without raising, with the non-finite values spelled out
-    table = render.eigen_table(s.spectrum_view(), 48).plain
+    table = eigen_table(s.spectrum_view(), 48).plain
     assert "nan" in table
-    metrics = render.metrics_text(s.metric_views(), 60).plain
+    metrics = metrics_text(s.metric_views(), 60).plain
     assert "nan" in metrics and "×" in metrics and "↑" in metrics
     for log in (False, True):
-        chart = render.chart_text(s.chart_view(), 60, 12, log=log)
+        chart = chart_text(s.chart_view(), 60, 12, log=log)
         assert len(chart.plain.split("\n")) == 12
 
 
-def test_odd_values_do_not_break_the_fold() -> None:
+def test_odd_lines_stop_at_the_decoder_and_empty_values_do_not_break_the_fold() -> None:
+    odd = ('{"v": 1, "kind": "spectrum", "t": 1.0, "eigenvalues": "oops", "residuals": null, '
+           '"converged": null, "spectral_norm": null, "cond_k": "x", "lr": 0.1, '
+           '"momentum": null, "eta_lambda1": null, "stability_limit": null, "hvps": true, '
+           '"seconds": null, "warm": false}')
+    assert isinstance(decode_line(odd, 7), BadLine)  # never reaches the state
+    nan = math.nan
     s = RunState()
-    s.apply(make_event("spectrum", 1.0, step=None, eigenvalues="oops", residuals=None,
-                       converged=None, spectral_norm=None, cond_k="x", lr=0.1, momentum=None,
-                       eta_lambda1=None, stability_limit=None, hvps=True, seconds=None,
-                       warm=False))
-    s.apply(make_event("neurons", 1.0, dead_pct=None, layers=[{"name": "a"}, 3], threshold=0))
+    s.apply(make_event("spectrum", 1.0, eigenvalues=[], residuals=[], converged=[],
+                       spectral_norm=nan, cond_k=nan, lr=0.1, momentum=nan, eta_lambda1=nan,
+                       stability_limit=nan, hvps=0, seconds=nan, warm=False))
+    s.apply(make_event("neurons", 1.0, dead_pct=nan, threshold=0.0, layers=[
+        {"name": "a", "units": 0, "dead": 0, "dead_pct": nan}]))
     s.apply(make_event("log", 1.0, level="warning", message="two\nlines", source="stderr"))
     assert s.spectrum is not None and s.spectrum.eigenvalues == ()
     assert s.eigen_rows() == []
     assert len(s.layers) == 1
     assert [line.message for line in s.log_lines()] == ["two", "lines"]
     assert s.status == WAITING
-    render.metrics_text(s.metric_views(), 50)
-    render.chart_text(s.chart_view(), 50, 10)
+    rows = metrics_text(s.metric_views(), 50).plain.split("\n")
+    assert len(rows) == 7 and all(len(row) == 50 for row in rows)
+    assert "×" in rows[0] and rows[0].endswith("nan") and "nan/nan nan%" in rows[1]
+    assert rows[3].endswith("–") and rows[6].endswith("nan%")
+    chart = chart_text(s.chart_view(), 50, 10).plain.split("\n")
+    assert len(chart) == 10 and all(len(row) == 50 for row in chart)
+    assert not any("\u2800" < ch <= "\u28ff" for ch in "".join(chart))  # nothing to draw
 
 
 def test_memory_is_bounded_on_a_long_run() -> None:
@@ -249,136 +266,58 @@ def test_replay_cursor_speed_and_restart() -> None:
     assert empty.next_measurement() == 0 and empty.previous_measurement() == 0
 
 
-# -- drawing -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("x", "expected"),
-    [(None, "–"), (math.nan, "nan"), (math.inf, "+inf"), (-math.inf, "-inf"), (0.0, "0"),
-     (12.3456, "12.35"), (1.5e-5, "1.5e-5"), (123456.0, "1.235e5"), (-2.0, "-2")],
-)
-def test_fmt_num(x: float | None, expected: str) -> None:
-    assert render.fmt_num(x) == expected
-
-
-def test_small_formatters() -> None:
-    assert render.fmt_signed(1.5) == "+1.5" and render.fmt_signed(-1.5) == "-1.5"
-    assert render.fmt_signed(math.nan) == "nan" and render.fmt_signed(math.inf) == "+inf"
-    assert render.fmt_count(40_301) == "40.3k" and render.fmt_count(950) == "950"
-    assert render.fmt_count(2.5e6) == "2.5M" and render.fmt_count(math.nan) == "nan"
-    assert render.fmt_duration(3725.2) == "1:02:05" and render.fmt_duration(65) == "1:05"
-    assert render.fmt_duration(math.inf) == "?" and render.fmt_duration(None) == "?"
-    assert render.rank_color(0, 30) == "#ef4444" and render.rank_color(29, 30) == "#3b82f6"
-    assert render.rank_color(0, 1) == "#ef4444"
-
-
-def test_sparkline_is_right_aligned_one_column_per_value() -> None:
-    line = render.sparkline([1.0, 2.0, 3.0], 10, "red")
-    assert line.plain == "       ▁▅█"
-    assert render.sparkline([5.0, 5.0], 3, "red").plain == " ▄▄"
-    assert render.sparkline(list(range(100)), 5, "red").plain == "▁▃▅▆█"
-    odd = render.sparkline([1.0, math.nan, math.inf, -math.inf, 2.0], 5, "red")
-    assert odd.plain == "▁×↑↓█"
-    assert render.sparkline([math.nan], 0, "red").plain == ""
-    assert render.sparkline([], 4, "red").plain == "    "
-
-
-@pytest.mark.parametrize("width", [20, 32, 44, 60, 120])
-def test_metric_rows_fill_their_width(width: int) -> None:
-    s = fold(normal_run())
-    for view in s.metric_views():
-        row = render.metric_row(view, width)
-        assert row.cell_len == width, (view.key, row.plain)
-
-
-def test_header_fits_every_width() -> None:
-    s = fold(normal_run())
-    mode = Text("replay ▶ 4× λ 21/21")
-    for width in (30, 60, 80, 120, 160, 250):
-        lines = render.header_text(s.header_view(), width, mode=mode.copy()).split("\n")
-        assert len(lines) == 2
-        assert all(line.cell_len <= width for line in lines), width
-    wide = render.header_text(s.header_view(), 160, mode=mode.copy()).plain
-    for needle in ("mlp", "cifar10", "η 0.1", "S 128", "β 0.9", "epoch 10/10",
-                   "step 500", "0:16", "ex/s", "completed", "cpu"):
-        assert needle in wide
-    waiting = render.header_text(RunState().header_view(), 80).plain
-    assert "waiting" in waiting
-
-
-def test_eigen_table_columns_depend_on_width() -> None:
-    view = fold(normal_run()).spectrum_view()
-    narrow = render.eigen_table(view, 30).plain.split("\n")
-    assert len(narrow) == K + 1
-    assert "resid" not in narrow[0] and "✓" in narrow[1] and "✗" in narrow[-1]
-    wide = render.eigen_table(view, 52).plain.split("\n")
-    assert "resid" in wide[0] and "█" in wide[1]
-    assert "-" in wide[25]  # rank 25 is negative in the fixture
-    assert render.eigen_table(RunState().spectrum_view(), 30).plain == "no spectrum yet"
-
-
-def test_spectrum_status_line() -> None:
-    s = fold(cut_off_run())
-    assert render.spectrum_status(s.spectrum_view()).plain.startswith("⟳ measuring: 20 HVPs")
-    s = fold(normal_run())
-    assert render.spectrum_status(s.spectrum_view(), 60).plain == (
-        "step 500 · 60 HVPs · 0.3 s · 27/30 ✓")
-    assert render.spectrum_status(s.spectrum_view(), 30).plain == "@500 · 60 HVP · 0.3s · 27/30✓"
-    assert "no measurement" in render.spectrum_status(RunState().spectrum_view()).plain
-
-
-@pytest.mark.parametrize(("width", "height"), [(12, 3), (30, 6), (44, 8), (100, 30)])
-@pytest.mark.parametrize("log", [False, True])
-def test_chart_has_exactly_its_size(width: int, height: int, log: bool) -> None:
-    view = fold(normal_run()).chart_view()
-    lines = render.chart_text(view, width, height, log=log).split("\n")
-    assert len(lines) == height
-    assert all(line.cell_len == width for line in lines), [line.cell_len for line in lines]
-
-
-def test_chart_draws_traces_axes_and_limit() -> None:
-    view = fold(normal_run()).chart_view()
-    text = render.chart_text(view, 80, 16)
-    plain = text.plain
-    assert any(0x2800 < ord(ch) <= 0x28FF for ch in plain)
-    assert "epoch" in plain.split("\n")[-1]
-    styles = {str(span.style) for span in text.spans}
-    assert render.rank_color(0, K) in styles  # the largest is drawn on top
-    assert len(styles & {render.rank_color(r, K) for r in range(K)}) >= 10
-    assert render.LOSS_COLOR in styles and render.LIMIT_COLOR in styles
-    assert render.chart_text(None, 40, 5).plain.strip() == "waiting for the first spectrum"
-    assert render.chart_text(view, 5, 5).plain == ""
-    legend = render.chart_legend(view, log=True, width=200)
-    assert "log" in legend and "train loss" in legend
-    short = render.chart_legend(view, log=False, width=30)
-    assert Text.from_markup(short).cell_len <= 30
-
-
-def test_braille_canvas() -> None:
-    c = render.BrailleCanvas(2, 2)
-    red = c.color_index("red")
-    c.dot(0, 0, red)
-    c.dot(1, 3, red)
-    c.dot(99, 99, red)  # ignored
-    c.line(2, 0, 3, 7, c.color_index("blue"))
-    rows = c.rows()
-    assert rows[0].plain[0] == chr(0x2800 | 0x01 | 0x80)
-    assert len(rows) == 2 and all(r.cell_len == 2 for r in rows)
-    assert rows[1].plain[1] != " "
-
-
-def test_log_text() -> None:
-    s = fold(diverging_run())
-    texts = [render.log_text(line).plain for line in s.log_lines()]
-    assert any(t.strip().startswith("0:02 ✖ loss is nan") for t in texts)
-
-
-def test_state_and_render_import_no_textual_and_the_app_no_torch() -> None:
+def test_state_and_drawing_import_no_textual_and_the_apps_no_torch() -> None:
     code = (
-        "import sys\n"
-        "import sgdtop.tui.state, sgdtop.tui.render\n"
-        "assert 'textual' not in sys.modules, 'state/render import textual'\n"
-        "import sgdtop.tui.app\n"
+        "import sys, pkgutil, importlib\n"
+        "import sgdtop.tui.state, sgdtop.tui.draw\n"
+        "for pkg in (sgdtop.tui.state, sgdtop.tui.draw):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        importlib.import_module(f'{pkg.__name__}.{m.name}')\n"
+        "assert 'textual' not in sys.modules, 'state/draw import textual'\n"
+        "import sgdtop.tui.run, sgdtop.tui.compare, sgdtop.tui.sweep\n"
         "assert 'torch' not in sys.modules, 'the TUI imports torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- folding within a budget ---------------------------------------------------------
+
+
+def test_backlog_folds_what_was_queued() -> None:
+    evs = normal_run()
+    backlog, s = Backlog(), RunState()
+    backlog.extend(evs[:100])
+    backlog.extend(evs[100:])
+    assert len(backlog) == len(evs)
+    backlog.fold_into(s, None)
+    assert len(backlog) == 0 and s.events_applied == len(evs) and s.status == "completed"
+
+
+def test_replay_fold_follows_the_cursor_and_rebuilds_on_a_step_back() -> None:
+    cursor = ReplayCursor(normal_run())
+    replay = ReplayFold(cursor)
+    cursor.to_end()
+    assert not replay.catch_up(None) and replay.caught_up
+    first = replay.state
+    assert first.status == "completed" and first.spectrum is not None
+    cursor.previous_measurement()
+    assert replay.catch_up(None)  # rebuilt: a new state, up to the measurement before
+    assert replay.state is not first and replay.state.status == RUNNING
+    assert replay.state.spectrum is not None and replay.state.spectrum.step == 475
+    cut = ReplayFold(ReplayCursor(cut_off_run()))
+    cut.cursor.to_end()
+    cut.catch_up(None)
+    assert cut.state.status == LOST and "no run_end" in cut.state.status_message
+
+
+def test_the_tui_tests_import_no_torch() -> None:
+    """The TUI's tests run where torch is not installed (only their subprocesses train)."""
+    here = Path(__file__).parent
+    names = [*sorted(p.stem for p in here.glob("test_tui_*.py")), "tui_fixtures"]
+    code = (
+        f"import sys; sys.path.insert(0, {str(here)!r})\n"
+        f"for name in {names!r}:\n"
+        "    __import__(name)\n"
+        "assert 'torch' not in sys.modules, 'a TUI test imports torch'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,22 +1,19 @@
-"""The live view of ``sgdtop sweep`` (sgdtop.tui.sweep_app): the board folding synthetic
+"""The live view of ``sgdtop sweep`` (sgdtop.tui.sweep): the board folding synthetic
 cell updates, the app driven by Pilot on synthetic updates and on real tiny ``smoke``
 sweeps (to completion with the Fig. 3 summary; stopped with ``q`` and resumable), SVG
 snapshots at 80×24 (fixed clock, no disk), the CLI wiring, and ``sgdtop runs`` listing
 sweeps.
 
-Async bodies run with ``asyncio.run`` inside plain tests (no pytest-asyncio needed).
 Update the snapshots after a deliberate change:
 ``pytest tests/test_tui_sweep.py --snapshot-update``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,10 +23,11 @@ import pytest
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable
+from tui_fixtures import SMALL, SnapCompare, drive, make_event, wait_for
 from typer.testing import CliRunner
 
 from sgdtop import cli
-from sgdtop.events import encode, make_event
+from sgdtop.schema import encode
 from sgdtop.store import trainer_pid
 from sgdtop.sweep import (
     FINISHED,
@@ -47,48 +45,26 @@ from sgdtop.sweep import (
     load_sweep,
     summarize_sweep,
 )
-from sgdtop.tui.sweep_app import (
-    STOPPING,
-    SweepApp,
-    SweepBoard,
-    SweepHelpScreen,
-    header_text,
-    state_text,
-)
+from sgdtop.tui.draw.sweep import header_text, note_text, row_cells, state_text
+from sgdtop.tui.state.sweep import STOPPING, SweepBoard
+from sgdtop.tui.sweep import SweepApp
+from sgdtop.tui.sweep.widgets import SweepHelpScreen
 
-SnapCompare = Callable[..., bool]
-Body = Callable[[SweepApp, Pilot[SweepResult | None]], Awaitable[None]]
-
-SMALL = (80, 24)
 #: Base overrides that make a smoke cell take a few seconds (as in test_sweep.py).
 FAST = ["first_epoch_every=0", "epochs=1", "k=10", "dense_max_params=0"]
 #: A smoke cell long enough to be stopped while it trains.
 LONG = ["first_epoch_every=0", "epochs=20", "k=10", "dense_max_params=0"]
 
 
-def drive(app: SweepApp, body: Body, size: tuple[int, int] = SMALL) -> None:
-    """Run ``app`` headless at ``size`` and ``body`` against it; never leaves a sweep
-    running behind a failed test."""
-
-    async def main() -> None:
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            await body(app, pilot)
-
-    try:
-        asyncio.run(main())
-    finally:
-        app.wait_for_sweep()
+#: Seconds a real smoke sweep may take to reach what a test waits for.
+SWEEP_S = 180.0
 
 
-async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 180.0,
-                   what: str = "condition") -> None:
-    """Let the app run until ``cond()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met in {timeout:g} s")
-        await pilot.pause(0.05)
+def drive_sweep(app: SweepApp, body: Callable[[SweepApp, Pilot[Any]], Awaitable[None]],
+                ) -> None:
+    """:func:`~tui_fixtures.drive` that never leaves a sweep running behind a failed
+    test."""
+    drive(app, body, cleanup=app.wait_for_sweep)
 
 
 def plain(table: DataTable[Any], row: int, key: str) -> str:
@@ -178,7 +154,7 @@ def test_board_folds_synthetic_updates() -> None:
         assert board.apply(u) == u.index
 
     def row(i: int) -> list[str]:
-        return [t.plain for t in board.cells(i)]
+        return [t.plain for t in row_cells(board, i)]
 
     assert row(0) == ["1", "0.1", "32", "■ completed", "–", "40", "3.5", "87.5%", "–"]
     assert row(1) == ["2", "0.1", "128", "■ completed", "4/4", "40", "10.5", "81.2%", "0:09"]
@@ -192,7 +168,7 @@ def test_board_folds_synthetic_updates() -> None:
     assert (counts.total, counts.done, counts.running, counts.pending, counts.failed,
             counts.interrupted) == (6, 2, 2, 1, 1, 0)
     assert board.note is not None and "c002-lr0.05-b32 ✖ failed: sgdtop run exited" in \
-        board.note.plain
+        note_text(board.note).plain
 
     # A new attempt starts from scratch; stopping shows on running rows only.
     board.apply(CellUpdate("start", 1, 6, sweep.cells[1], "running", seconds=0.0))
@@ -214,8 +190,8 @@ def test_board_shows_the_test_loss_for_regression() -> None:
                            seconds=1.0))
     assert board.regression and board.test_label() == "test loss"
     assert ("test", "test loss") in board.columns()
-    assert board.cells(0)[7].plain == "0.0625"
-    assert board.cells(1)[7].plain == "–"
+    assert row_cells(board, 0)[7].plain == "0.0625"
+    assert row_cells(board, 1)[7].plain == "–"
 
 
 def test_header_and_state_texts() -> None:
@@ -295,14 +271,14 @@ def test_app_on_synthetic_updates_stop_escalate_summary_quit() -> None:
         await pilot.press("v", "q")
         await pilot.pause()
 
-    drive(app, body)
+    drive_sweep(app, body)
     assert app.return_value is not None and app.return_value.exit_code == 130
 
 
 def test_the_sweep_view_imports_no_torch() -> None:
     code = (
         "import sys\n"
-        "import sgdtop.tui.sweep_app\n"
+        "import sgdtop.tui.sweep\n"
         "assert 'torch' not in sys.modules, 'the sweep view imports torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -315,7 +291,7 @@ def test_live_sweep_runs_every_cell_and_shows_the_summary(tmp_path: Path) -> Non
 
     async def body(app: SweepApp, pilot: Pilot[SweepResult | None]) -> None:
         table = app.query_one("#sweep-cells", DataTable)
-        await wait_for(pilot, lambda: app.finished, what="the sweep ends")
+        await wait_for(pilot, lambda: app.finished, timeout=SWEEP_S, what="the sweep ends")
         await pilot.pause()
         assert app.result is not None and app.result.statuses == ["completed"] * 2, [
             sweep.log_path(c).read_text(encoding="utf-8") for c in sweep.cells]
@@ -335,7 +311,7 @@ def test_live_sweep_runs_every_cell_and_shows_the_summary(tmp_path: Path) -> Non
         await pilot.press("q")
         await pilot.pause()
 
-    drive(app, body)
+    drive_sweep(app, body)
     result = app.return_value
     assert result is not None and result.exit_code == 0 and result.ran == 2
     assert [c.status for c in summarize_sweep(sweep.path).cells] == ["completed"] * 2
@@ -349,10 +325,10 @@ def test_q_mid_sweep_interrupts_and_the_sweep_resumes(tmp_path: Path) -> None:
 
     async def body(app: SweepApp, pilot: Pilot[SweepResult | None]) -> None:
         await wait_for(pilot, lambda: app.board.rows[0].step is not None,
-                       what="the first cell measures")
+                       timeout=SWEEP_S, what="the first cell measures")
         await pilot.press("q")
         assert app.stop_event.is_set() and not app.finished
-        await wait_for(pilot, lambda: app.finished, what="the sweep stops")
+        await wait_for(pilot, lambda: app.finished, timeout=SWEEP_S, what="the sweep stops")
         await pilot.pause()
         table = app.query_one("#sweep-cells", DataTable)
         assert plain(table, 0, "status") == "■ interrupted"
@@ -361,7 +337,7 @@ def test_q_mid_sweep_interrupts_and_the_sweep_resumes(tmp_path: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
 
-    drive(app, body)
+    drive_sweep(app, body)
     result = app.return_value
     assert result is not None and result.interrupted and result.exit_code == 130
     assert result.statuses == ["interrupted", PENDING] and result.ran == 1
@@ -384,7 +360,7 @@ def test_an_error_of_the_sweep_quits_the_app_and_is_kept(tmp_path: Path) -> None
         await wait_for(pilot, lambda: not app.is_running or app.error is not None,
                        timeout=30, what="the error")
 
-    drive(app, body)
+    drive_sweep(app, body)
     assert app.return_value is None
     assert app.error is not None and "already running" in str(app.error)
 
@@ -420,7 +396,7 @@ def test_snapshot_summary_view(snap_compare: SnapCompare) -> None:
 # ----------------------------------------------------------------------------- CLI
 def test_cli_sweep_uses_the_live_view_on_a_terminal(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sgdtop.tui import sweep_app
+    from sgdtop.tui.sweep import app as sweep_app
 
     calls: list[tuple[str, int]] = []
 

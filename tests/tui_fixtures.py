@@ -1,4 +1,5 @@
-"""Recorded event streams and fake feeds for the TUI tests (deterministic, no torch).
+"""Recorded event streams (typed records) and fake feeds for the TUI tests
+(deterministic, no torch).
 
 - :func:`normal_run`: an MLP-like run, complete: run_start, step, eval, spectrum_progress,
   spectrum (30 eigenvalues rising then settling, as in Fig. 2 of the paper, one of them
@@ -9,26 +10,92 @@
 - :func:`long_run`: ``n`` events (mostly steps) for the throughput/memory measurements;
 - :class:`ListFeed`: an :class:`~sgdtop.feed.EventFeed` over a list, which can hold the
   stream open until :meth:`ListFeed.stop` (then writes run_end ``interrupted`` like the
-  trainer), end with an ``ended_reason`` (a crash) or raise (a broken pipe).
+  trainer), end with an ``ended_reason`` (a crash) or raise (a broken pipe);
+- the Pilot helpers every TUI test drives its app with: :func:`drive`, :func:`wait_for`,
+  :func:`screen_text` (async bodies run with ``asyncio.run`` inside plain tests: no
+  pytest-asyncio needed), and the snapshot sizes :data:`SMALL`, :data:`LARGE`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sgdtop.events import Event, make_event
+from textual.app import App
+from textual.pilot import Pilot
+
+from sgdtop.schema import BY_KIND, Record, Spectrum
 
 K = 30
+
+#: The snapshot sizes: the smallest supported terminal and a large one.
+SMALL = (80, 24)
+LARGE = (160, 48)
+
+#: pytest-textual-snapshot's ``snap_compare`` fixture.
+SnapCompare = Callable[..., bool]
+
+AppT = TypeVar("AppT", bound=App[Any])
+
+
+def make_event(kind: str, t: float, *, step: int | None = None, epoch: int | None = None,
+               **data: object) -> Record:
+    """The record of ``kind`` with these fields, checked as the decoder checks a line
+    (lists become tuples, layer dicts :class:`~sgdtop.schema.NeuronLayer`\\ s)."""
+    wire: dict[str, object] = {"t": t, **data}
+    if step is not None:
+        wire["step"] = step
+    if epoch is not None:
+        wire["epoch"] = epoch
+    return BY_KIND[kind].from_wire(wire)  # type: ignore[return-value]
+
+
+# -- Pilot helpers -------------------------------------------------------------------
+
+
+def drive(app: AppT, body: Callable[[AppT, Pilot[Any]], Awaitable[None]],
+          size: tuple[int, int] = SMALL, *, cleanup: Callable[[], None] | None = None,
+          ) -> None:
+    """Run ``app`` headless at ``size``, let it settle, and run ``body`` against it;
+    ``cleanup`` runs afterwards whatever happened (e.g. waiting for a sweep's cells)."""
+
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await body(app, pilot)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if cleanup is not None:
+            cleanup()
+
+
+async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 10.0,
+                   what: str = "the app") -> None:
+    """Let the app run until ``cond()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} ({timeout:g} s)")
+        await pilot.pause(0.02)
+
+
+def screen_text(app: App[Any]) -> str:
+    """The visible characters of the screen (from the SVG export's text)."""
+    return app.export_screenshot().replace("&#160;", " ")
 
 
 def run_start(
     *, lr: float = 0.1, momentum: float = 0.9, epochs: int = 10, steps_per_epoch: int = 50,
     k: int = K, model: str = "mlp", dataset: str = "cifar10", task: str = "classification",
-) -> Event:
+) -> Record:
     """A run_start for an MLP (on CIFAR-10 by default: a classification, so with accuracy)."""
     return make_event(
         "run_start", 0.0, step=0, epoch=0,
@@ -51,7 +118,7 @@ def _eigenvalues(progress: float, k: int, scale: float, rng: random.Random) -> l
 def _spectrum(
     t: float, step: int, epoch: int, eig: Sequence[float], *, lr: float, momentum: float,
     hvps: int, seconds: float, converged_upto: int | None = None,
-) -> Event:
+) -> Record:
     k = len(eig)
     top = max((abs(v) for v in eig), default=math.nan)
     last = abs(eig[-1]) if eig else math.nan
@@ -70,10 +137,10 @@ def normal_run(
     *, epochs: int = 10, steps_per_epoch: int = 50, spectrum_every: int = 25, k: int = K,
     lr: float = 0.1, momentum: float = 0.9, end: bool = True, seed: int = 0,
     task: str = "classification",
-) -> list[Event]:
+) -> list[Record]:
     """A complete, well-behaved run (about 20 events per epoch at the defaults)."""
     rng = random.Random(seed)
-    evs: list[Event] = [run_start(lr=lr, momentum=momentum, epochs=epochs,
+    evs: list[Record] = [run_start(lr=lr, momentum=momentum, epochs=epochs,
                                   steps_per_epoch=steps_per_epoch, k=k, task=task)]
     evs.append(make_event("log", 0.05, level="info", message="probe set: 500 examples",
                           source="trainer"))
@@ -126,11 +193,11 @@ def normal_run(
     return evs
 
 
-def diverging_run(*, seed: int = 1) -> list[Event]:
+def diverging_run(*, seed: int = 1) -> list[Record]:
     """η = 3: η·λ₁ passes 2(1+β) = 2, then the loss and spectrum blow up to inf/NaN."""
     rng = random.Random(seed)
     lr, momentum, spe = 3.0, 0.0, 20
-    evs: list[Event] = [run_start(lr=lr, momentum=momentum, epochs=5, steps_per_epoch=spe)]
+    evs: list[Record] = [run_start(lr=lr, momentum=momentum, epochs=5, steps_per_epoch=spe)]
     t = 0.0
     loss = 1.0
     for step in range(1, 61):
@@ -163,7 +230,7 @@ def diverging_run(*, seed: int = 1) -> list[Event]:
     return evs
 
 
-def cut_off_run() -> list[Event]:
+def cut_off_run() -> list[Record]:
     """A normal run cut off without run_end, in the middle of a spectrum measurement."""
     evs = normal_run(end=False)
     cut = next(i for i, ev in enumerate(evs) if ev.kind == "spectrum_progress" and
@@ -171,11 +238,11 @@ def cut_off_run() -> list[Event]:
     return evs[: cut + 1]
 
 
-def long_run(n: int, *, k: int = K, spectrum_every: int = 200) -> list[Event]:
+def long_run(n: int, *, k: int = K, spectrum_every: int = 200) -> list[Record]:
     """About ``n`` events: mostly steps, a spectrum (k eigenvalues) and eval periodically."""
     rng = random.Random(3)
     spe = 1000
-    evs: list[Event] = [run_start(epochs=max(1, n // spe + 1), steps_per_epoch=spe, k=k)]
+    evs: list[Record] = [run_start(epochs=max(1, n // spe + 1), steps_per_epoch=spe, k=k)]
     step = 0
     while len(evs) < n:
         step += 1
@@ -205,7 +272,7 @@ class ListFeed:
     """
 
     def __init__(
-        self, events: Sequence[Event], *, hold: bool = False, ended_reason: str | None = None,
+        self, events: Sequence[Record], *, hold: bool = False, ended_reason: str | None = None,
         error: BaseException | None = None, run_dir: Path | None = None,
     ) -> None:
         self._events = list(events)
@@ -227,7 +294,7 @@ class ListFeed:
     def ended_reason(self) -> str | None:
         return self._reason if self._ended else None
 
-    def __iter__(self) -> Iterator[Event]:
+    def __iter__(self) -> Iterator[Record]:
         for ev in self._events:
             self.delivered += 1
             yield ev
@@ -253,18 +320,19 @@ class ListFeed:
         self._wake.set()
 
 
-def slice_run(*, until: int = 100, directions: int = 4, points: int = 21) -> list[Event]:
+def slice_run(*, until: int = 100, directions: int = 4, points: int = 21) -> list[Record]:
     """:func:`normal_run` with a ``loss_slice`` after each measurement up to step ``until``
     (Fig. 7): parabolas λᵢt²/2 that steepen, then flatten as training goes on, with a
     quartic wall past the quadratic range."""
-    out: list[Event] = []
+    out: list[Record] = []
     for ev in normal_run():
         out.append(ev)
         if ev.kind == "spectrum" and (ev.step or 0) <= until:
             lr = 0.1
             m = (points - 1) // 2
             ts = [j * lr for j in range(-m, m + 1)]
-            lams = [abs(v) for v in ev["eigenvalues"][:directions]]
+            assert isinstance(ev, Spectrum)
+            lams = [abs(v) for v in ev.eigenvalues[:directions]]
             loss0 = 2.3 - 0.005 * (ev.step or 0)
             slopes = [-0.2 / (i + 1) for i in range(directions)]
             out.append(make_event(

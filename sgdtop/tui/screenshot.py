@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual.app import App
 
@@ -18,7 +19,7 @@ def free_path(folder: Path, stem: str, suffix: str = ".svg") -> Path:
     return path
 
 
-def save_svg(app: App[object], folder: Path, stem: str) -> Path | None:
+def save_svg(app: App[Any], folder: Path, stem: str) -> Path | None:
     """Save ``app``'s screen as an SVG in ``folder`` (see :func:`free_path`), notify the
     user either way, and return the file (None when it could not be written)."""
     path = free_path(folder, stem)

@@ -1,26 +1,30 @@
-"""Widgets: each holds the latest view snapshot of its area and draws it at its own size
-with the pure functions of :mod:`sgdtop.tui.render`. No logic beyond adapting state.
+"""The run view's widgets: each holds the latest view snapshot of its area and draws it at
+its own size with the functions of :mod:`sgdtop.tui.draw`. No logic beyond adapting state.
 
-Widgets never see the live :class:`~sgdtop.tui.state.RunState`, only immutable snapshots
-pushed by the app, so pausing the display (``p``) freezes every panel — even across a
-resize — while the state keeps ingesting events.
+Widgets never see the live :class:`~sgdtop.tui.state.run.RunState`, only immutable
+snapshots pushed by the app, so pausing the display (``p``) freezes every panel — even
+across a resize — while the state keeps ingesting events.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Size
-from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import RichLog, Static
+from textual.widgets import RichLog
 
-from sgdtop.tui import render
-from sgdtop.tui.state import (
+from sgdtop.tui.draw.eigen_chart import chart_legend, chart_text
+from sgdtop.tui.draw.header import header_text
+from sgdtop.tui.draw.log import log_text
+from sgdtop.tui.draw.palette import DIM
+from sgdtop.tui.draw.slices_chart import slices_legend, slices_text
+from sgdtop.tui.draw.sparkline import metrics_text
+from sgdtop.tui.draw.table import eigen_table, spectrum_status
+from sgdtop.tui.help import HelpScreen
+from sgdtop.tui.state.run import LOG_LINES
+from sgdtop.tui.state.views import (
     ChartView,
     HeaderView,
     LogLine,
@@ -48,7 +52,7 @@ class HeaderBar(Widget):
     def render(self) -> Text:
         if self.view is None:
             return Text(" sgdtop ", style="bold reverse")
-        return render.header_text(self.view, self.size.width, mode=self.mode.copy())
+        return header_text(self.view, self.size.width, mode=self.mode.copy())
 
 
 class MetricsPanel(Widget):
@@ -64,7 +68,7 @@ class MetricsPanel(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        return render.metrics_text(self.views, self.size.width)
+        return metrics_text(self.views, self.size.width)
 
 
 class EigenBody(Widget):
@@ -87,8 +91,8 @@ class EigenBody(Widget):
 
     def render(self) -> Text:
         if self.view is None:
-            return Text("no spectrum yet", style=render.DIM)
-        return render.eigen_table(self.view, self.size.width)
+            return Text("no spectrum yet", style=DIM)
+        return eigen_table(self.view, self.size.width)
 
 
 class EigenPanel(VerticalScroll):
@@ -117,7 +121,7 @@ class SpectrumStatus(Widget):
     def render(self) -> Text:
         if self.view is None:
             return Text("")
-        return render.spectrum_status(self.view, self.size.width)
+        return spectrum_status(self.view, self.size.width)
 
 
 class EigenChart(Widget, can_focus=True):
@@ -135,8 +139,8 @@ class EigenChart(Widget, can_focus=True):
         self.refresh()
 
     def _title(self) -> None:
-        self.border_title = render.chart_legend(self.view, log=self.log_scale,
-                                                width=self.size.width or 80)
+        self.border_title = chart_legend(self.view, log=self.log_scale,
+                                         width=self.size.width or 80)
 
     def on_resize(self) -> None:
         self._title()
@@ -148,8 +152,7 @@ class EigenChart(Widget, can_focus=True):
         self.refresh()
 
     def render(self) -> Text:
-        return render.chart_text(self.view, self.size.width, self.size.height,
-                                 log=self.log_scale)
+        return chart_text(self.view, self.size.width, self.size.height, log=self.log_scale)
 
 
 class SliceChart(Widget, can_focus=True):
@@ -167,20 +170,20 @@ class SliceChart(Widget, can_focus=True):
         self.refresh()
 
     def _title(self) -> None:
-        self.border_title = render.slices_legend(self.view, width=self.size.width or 80)
+        self.border_title = slices_legend(self.view, width=self.size.width or 80)
 
     def on_resize(self) -> None:
         self._title()
 
     def render(self) -> Text:
-        return render.slices_text(self.view, self.size.width, self.size.height)
+        return slices_text(self.view, self.size.width, self.size.height)
 
 
 class LogPanel(RichLog):
     """The trainer's log lines and sgdtop's own notes (run end, lost stream, ...)."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=500, wrap=True, markup=False, highlight=False)
+        super().__init__(id=id, max_lines=LOG_LINES, wrap=True, markup=False, highlight=False)
         self._seq = 0
 
     def sync(self, lines: tuple[LogLine, ...], seq: int, *, reset: bool = False) -> None:
@@ -191,11 +194,12 @@ class LogPanel(RichLog):
             self.clear()
             new = len(lines)
         for line in lines[len(lines) - new:] if new else ():
-            self.write(render.log_text(line))
+            self.write(log_text(line))
         self._seq = seq
 
 
-HELP_TEXT = """\
+
+RUN_HELP_TEXT = """\
 [b]sgdtop[/b]: the curvature of the training loss while SGD trains
 
 [b]ρ(H)[/b]   spectral norm: the largest |λ| of the probe-set loss Hessian
@@ -218,15 +222,7 @@ replay: [b]space[/b] play/pause  [b]← →[/b] measurement  [b]+ -[/b] speed  [
 [dim]? or Esc closes[/dim]"""
 
 
-class HelpScreen(ModalScreen[None]):
-    """The keys and the definitions of what is shown."""
+class RunHelpScreen(HelpScreen):
+    """The keys of the run view and the definitions of what it shows."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", "Close"),
-        Binding("question_mark", "dismiss", "Close"),
-        Binding("q", "dismiss", "Close", show=False),
-    ]
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-box"):
-            yield Static(HELP_TEXT, id="help-body")
+    TEXT = RUN_HELP_TEXT

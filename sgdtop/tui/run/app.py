@@ -1,27 +1,25 @@
 """The Textual app: live (``sgdtop run``), followed (``sgdtop watch``) and replayed
 (``sgdtop replay``) runs, one screen, one code path.
 
-Data flow: events → :class:`~sgdtop.tui.state.RunState` (plain Python) → view snapshots →
-widgets. A live or followed feed is read by a daemon thread that queues events and posts
-at most one :class:`EventsArrived` message per refresh tick; the refresh timer
-(:attr:`SgdtopApp.refresh_hz`) folds the queued events into the state within a time budget
-(a flood never blocks the UI) and redraws only the areas whose version changed. A replay
-moves a :class:`~sgdtop.tui.state.ReplayCursor` on the same timer.
+Data flow: events → :class:`~sgdtop.tui.state.run.RunState` (plain Python) → view
+snapshots → widgets. A live or followed feed is read by a daemon thread that queues events
+and posts at most one :class:`~sgdtop.tui.run.messages.EventsArrived` message per refresh
+tick; the refresh timer (:attr:`SgdtopApp.refresh_hz`) folds the queued events into the
+state within a time budget (:class:`~sgdtop.tui.state.run.Backlog`: a flood never blocks
+the UI) and redraws only the areas whose version changed. A replay moves a
+:class:`~sgdtop.tui.state.replay.ReplayCursor` on the same timer
+(:class:`~sgdtop.tui.state.run.ReplayFold` folds what is due).
 
-The reader is a plain daemon thread rather than a Textual thread worker: a worker runs in
-the event loop's default executor, which ``asyncio.run`` joins at exit, so a feed blocked
-in a read would hang the exit; :func:`run_live` closes the feed after the app returns.
+The feed's reader is a plain daemon thread (:mod:`sgdtop.tui.run.reader`);
+:func:`run_live` closes the feed after the app returns.
 
-Never imports torch (a test checks it in a fresh interpreter).
+Never imports torch (a test checks it in a fresh interpreter). See docs/design.md (the TUI).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -29,24 +27,29 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Footer
 
-from sgdtop.events import RUN_STATUSES, Event
 from sgdtop.feed import EventFeed
-from sgdtop.tui import render
-from sgdtop.tui.screenshot import save_svg
-from sgdtop.tui.state import ReplayCursor, RunState
-from sgdtop.tui.widgets import (
+from sgdtop.schema import RUN_STATUSES, Record
+from sgdtop.tui.draw.header import mode_text
+from sgdtop.tui.help import HelpScreen
+from sgdtop.tui.run.messages import EventsArrived, FeedEnded
+from sgdtop.tui.run.reader import FeedReader
+from sgdtop.tui.run.sources import LiveSource, ReplaySource, Source
+from sgdtop.tui.run.widgets import (
     EigenChart,
     EigenPanel,
     HeaderBar,
-    HelpScreen,
     LogPanel,
     MetricsPanel,
+    RunHelpScreen,
     SliceChart,
     SpectrumStatus,
 )
+from sgdtop.tui.screenshot import save_svg
+from sgdtop.tui.state.ingest import Backlog, ReplayFold
+from sgdtop.tui.state.replay import ReplayCursor
+from sgdtop.tui.state.run import RunState
 
 #: Seconds of event folding allowed per refresh tick (the rest waits for the next tick).
 INGEST_BUDGET_S: Final[float] = 0.05
@@ -55,48 +58,6 @@ MAX_TICK_S: Final[float] = 0.5
 #: The chart (the costliest panel: up to ~50 ms at 200 columns) redraws on the refresh
 #: timer at most this often; keys (seek, scale) redraw it at once.
 CHART_MIN_INTERVAL_S: Final[float] = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class LiveSource:
-    """A run being trained (``stoppable``: ``q`` asks the trainer to stop) or followed
-    (``stoppable=False``: ``q`` only quits). ``quit_when_ended``, when it returns True,
-    makes the app quit by itself once the feed has ended (e.g. after a SIGTERM that
-    stopped the trainer: nobody may be there to press q)."""
-
-    feed: EventFeed
-    stoppable: bool = True
-    quit_when_ended: Callable[[], bool] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplaySource:
-    """A recorded run: its events (in file order), its directory (for screenshots), the
-    replay speed (event seconds per wall second), ``instant`` to open at the end, and
-    ``autoplay`` to start playing (else paused at the start)."""
-
-    events: Sequence[Event]
-    run_dir: Path | None = None
-    speed: float = 1.0
-    instant: bool = False
-    autoplay: bool = True
-
-
-Source = LiveSource | ReplaySource
-
-
-class EventsArrived(Message):
-    """The reader thread queued events (at most one such message is pending)."""
-
-
-class FeedEnded(Message):
-    """The feed's iteration ended: ``reason`` is its ended_reason, or the error that broke
-    it (``broken``)."""
-
-    def __init__(self, reason: str | None, *, broken: bool = False) -> None:
-        super().__init__()
-        self.reason = reason
-        self.broken = broken
 
 
 _REPLAY_ACTIONS: Final[frozenset[str]] = frozenset(
@@ -109,7 +70,7 @@ class SgdtopApp(App[str | None]):
     tests, :meth:`ingest` and :meth:`end_feed` drive it deterministically (a
     ``ReplaySource(events, instant=True)`` shows a whole recording at mount)."""
 
-    CSS_PATH = Path(__file__).with_name("sgdtop.tcss")
+    CSS_PATH = Path(__file__).parent.parent / "sgdtop.tcss"
     TITLE = "sgdtop"
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
@@ -132,7 +93,7 @@ class SgdtopApp(App[str | None]):
         Binding("l", "toggle_log", "lin/log"),
         Binding("v", "toggle_slices", "slices"),
         Binding("p", "toggle_pause", "pause view"),
-        Binding("s", "screenshot", "svg"),
+        Binding("s", "save_svg", "svg"),
         Binding("tab", "focus_next", "panel"),
     ]
 
@@ -141,7 +102,7 @@ class SgdtopApp(App[str | None]):
     _eigen: EigenPanel
     _spectrum_status: SpectrumStatus
     _chart: EigenChart
-    _log: LogPanel
+    _log_panel: LogPanel
 
     def __init__(
         self,
@@ -155,10 +116,13 @@ class SgdtopApp(App[str | None]):
         self.refresh_hz = refresh_hz
         self.state = RunState()
         self.cursor: ReplayCursor | None = None
+        self._replay: ReplayFold | None = None
         if isinstance(source, ReplaySource):
             self.mode = "replay"
             self.cursor = ReplayCursor(source.events, speed=source.speed)
             self.cursor.playing = source.autoplay and not source.instant
+            self._replay = ReplayFold(self.cursor)
+            self.state = self._replay.state
         else:
             self.mode = "live" if source.stoppable else "watch"
         self.display_paused = False
@@ -166,14 +130,10 @@ class SgdtopApp(App[str | None]):
         self.screenshots: list[Path] = []
         self._clock = clock
         self._last_tick: float | None = None
-        self._lock = threading.Lock()
-        self._inbox: list[Event] = []
-        self._wake_pending = False
-        self._backlog: deque[Event] = deque()
-        self._applied = 0  # replay: events of the recording folded into self.state
+        self._backlog = Backlog()
         self._pending_end: FeedEnded | None = None
         self._stop_requested = False
-        self._reader: threading.Thread | None = None
+        self._reader: FeedReader | None = None
         self._shown: dict[str, object] = {}
         self._reset_log = False
         self._chart_drawn = 0.0
@@ -204,10 +164,10 @@ class SgdtopApp(App[str | None]):
         self._chart = self.query_one(EigenChart)
         self._slices = self.query_one(SliceChart)
         self._slices.display = False
-        self._log = self.query_one(LogPanel)
+        self._log_panel = self.query_one(LogPanel)
         self._metrics.border_title = "curvature"
         self._eigen.border_title = "top-k eigenvalues"
-        self._log.border_title = "log"
+        self._log_panel.border_title = "log"
         self._chart.show(self.state.chart_view())
         if self.cursor is not None:
             if isinstance(self.source, ReplaySource) and self.source.instant:
@@ -216,34 +176,12 @@ class SgdtopApp(App[str | None]):
                 self.cursor.to_start()
             self._replay_catch_up(budget=None)
         elif isinstance(self.source, LiveSource):
-            self._reader = threading.Thread(
-                target=self._read_feed, args=(self.source.feed,), name="sgdtop-feed",
-                daemon=True,
-            )
+            self._reader = FeedReader(self.source.feed, self.post_message)
             self._reader.start()
         self._render(force=True)
         self.set_interval(1.0 / self.refresh_hz, self._tick)
 
-    # -- the feed (reader thread) --------------------------------------------------------
-
-    def _read_feed(self, feed: EventFeed) -> None:
-        """Thread: queue the feed's events; wake the app at most once per tick."""
-        try:
-            try:
-                for ev in feed:
-                    with self._lock:
-                        self._inbox.append(ev)
-                        wake = not self._wake_pending
-                        self._wake_pending = True
-                    if wake:
-                        self.post_message(EventsArrived())
-                reason = feed.ended_reason
-            except Exception as exc:  # a broken pipe, an undecodable stream, ...
-                self.post_message(FeedEnded(f"event stream broken: {exc}", broken=True))
-                return
-            self.post_message(FeedEnded(reason))
-        except RuntimeError:
-            pass  # the app (and its loop) closed while we were posting
+    # -- the feed ----------------------------------------------------------------------
 
     @property
     def _on_screen(self) -> bool:
@@ -260,33 +198,27 @@ class SgdtopApp(App[str | None]):
             self._finish_feed()
 
     def _drain_inbox(self, *, reset_wake: bool) -> None:
-        with self._lock:
-            if self._inbox:
-                self._backlog.extend(self._inbox)
-                self._inbox = []
-            if reset_wake:
-                self._wake_pending = False
+        if self._reader is not None:
+            self._backlog.extend(self._reader.drain(reset_wake=reset_wake))
+
+    @property
+    def _inbox_pending(self) -> bool:
+        return self._reader is not None and self._reader.pending
 
     def _fold_backlog(self, budget: float | None) -> None:
         """Fold queued events, for at most ``budget`` seconds (None: all of them)."""
-        backlog, apply = self._backlog, self.state.apply
-        deadline = None if budget is None else time.perf_counter() + budget
-        while backlog:
-            for _ in range(min(256, len(backlog))):
-                apply(backlog.popleft())
-            if deadline is not None and time.perf_counter() > deadline:
-                break
+        self._backlog.fold_into(self.state, budget)
 
     def _finish_feed(self) -> None:
         """Apply the end of the feed once everything before it is folded."""
         end = self._pending_end
-        if end is None or self._backlog or self._inbox:
+        if end is None or self._backlog or self._inbox_pending:
             return
         self._pending_end = None
         self.state.end_stream(end.reason)
         self.feed_finished = True
 
-    def ingest(self, events: Iterable[Event]) -> None:
+    def ingest(self, events: Iterable[Record]) -> None:
         """Fold ``events`` now and redraw (tests; also usable by an embedding program)."""
         self._backlog.extend(events)
         self._fold_backlog(None)
@@ -323,34 +255,19 @@ class SgdtopApp(App[str | None]):
 
     def _replay_catch_up(self, budget: float | None) -> None:
         """Bring the state to the cursor's position (rebuilding it after a step back)."""
-        cursor = self.cursor
-        assert cursor is not None
-        target = cursor.position
-        if target < self._applied:
-            self.state = RunState()
-            self._applied = 0
+        replay = self._replay
+        assert replay is not None
+        if replay.catch_up(budget):
+            self.state = replay.state
             self._shown.clear()
             self._reset_log = True
-        events, apply = cursor.events, self.state.apply
-        deadline = None if budget is None else time.perf_counter() + budget
-        i = self._applied
-        while i < target:
-            stop = min(target, i + 256)
-            for j in range(i, stop):
-                apply(events[j])
-            i = stop
-            if deadline is not None and time.perf_counter() > deadline:
-                break
-        self._applied = i
-        if i == len(events) and events and not self.state.ended:
-            self.state.end_stream("the run has no run_end (still running, or its trainer died)")
 
     @property
     def caught_up(self) -> bool:
         """True when every event received (live) or due (replay) has been folded."""
-        if self.cursor is not None:
-            return self._applied == self.cursor.position
-        return not self._backlog and not self._inbox
+        if self._replay is not None:
+            return self._replay.caught_up
+        return not self._backlog and not self._inbox_pending
 
     @property
     def final_status(self) -> str | None:
@@ -360,20 +277,7 @@ class SgdtopApp(App[str | None]):
     # -- drawing -----------------------------------------------------------------------
 
     def _mode_text(self) -> Text:
-        out = Text(no_wrap=True)
-        if self.display_paused:
-            out.append("‖ view paused  ", render.WARN)
-        if self.cursor is not None:
-            c = self.cursor
-            out.append("replay ", render.DIM)
-            out.append("▶ " if c.playing else "‖ ", "bold")
-            out.append(f"{render.fmt_num(c.speed, 3)}×", "bold")
-            out.append(f" λ {c.measurement_index}/{len(c.measurements)}", render.DIM)
-        elif self.mode == "watch":
-            out.append("watching", render.DIM)
-        else:
-            out.append("live", render.DIM)
-        return out
+        return mode_text(self.mode, self.cursor, paused=self.display_paused)
 
     def _changed(self, key: str, value: object, force: bool) -> bool:
         if force or self._shown.get(key) != value:
@@ -406,7 +310,7 @@ class SgdtopApp(App[str | None]):
         if self._changed("slices", s.slices_version, force):
             self._slices.show(s.slice_view())
         if self._changed("log", s.log_seq, force) or self._reset_log:
-            self._log.sync(s.log_lines(), s.log_seq, reset=self._reset_log)
+            self._log_panel.sync(s.log_lines(), s.log_seq, reset=self._reset_log)
             self._reset_log = False
 
     # -- actions -----------------------------------------------------------------------
@@ -438,7 +342,7 @@ class SgdtopApp(App[str | None]):
     def action_help(self) -> None:
         """Show the keys and definitions."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(RunHelpScreen())
 
     def action_toggle_log(self) -> None:
         """Linear / log scale of the eigenvalue chart."""
@@ -463,7 +367,7 @@ class SgdtopApp(App[str | None]):
         else:
             self._render(force=True)
 
-    def action_screenshot(self) -> None:
+    def action_save_svg(self) -> None:
         """Save an SVG of the screen into the run directory (else the current one)."""
         run_dir = (
             self.source.run_dir if isinstance(self.source, ReplaySource)
@@ -552,8 +456,9 @@ def run_watch(feed: EventFeed) -> str | None:
 
 
 def run_replay(
-    events: list[Event], *, run_dir: Path | None, speed: float = 1.0, instant: bool = False
+    records: Sequence[Record], *, run_dir: Path | None, speed: float = 1.0,
+    instant: bool = False,
 ) -> None:
     """Replay a saved run: time runs at the events' ``t`` × ``speed``; ``instant`` opens at
     the end. Keys: space play/pause, ←/→ one measurement, +/- speed, g/G start/end."""
-    SgdtopApp(ReplaySource(events, run_dir=run_dir, speed=speed, instant=instant)).run()
+    SgdtopApp(ReplaySource(records, run_dir=run_dir, speed=speed, instant=instant)).run()
