@@ -13,7 +13,7 @@ import pytest
 from cli_helpers import ENV, SGDTOP, alive, only_run, sgdtop, wait_for
 
 from sgdtop.events import read_events
-from sgdtop.store import PID_FILE
+from sgdtop.store import PID_FILE, live_pid
 
 SmokeRun = tuple[Path, subprocess.CompletedProcess[str]]
 
@@ -75,10 +75,12 @@ def _start_long(runs: Path, *extra: str) -> subprocess.Popen[str]:
 
 
 def _wait_running(runs: Path) -> tuple[Path, int]:
-    wait_for(lambda: any(runs.glob("*/events.jsonl")) and any(runs.glob(f"*/{PID_FILE}")))
+    wait_for(lambda: any(live_pid(d) for d in runs.glob("*/")))
     run_dir = only_run(runs)
     wait_for(lambda: '"kind": "spectrum"' in (run_dir / "events.jsonl").read_text())
-    return run_dir, int((run_dir / PID_FILE).read_text())
+    pid = live_pid(run_dir)
+    assert pid is not None
+    return run_dir, pid
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -214,5 +216,5 @@ def test_replay_reports_bad_lines_and_reads_the_rest(smoke_run: SmokeRun, tmp_pa
         "".join(lines[:3]) + "{not json\n" + "".join(lines[3:-1]) + lines[-1][:25])
     proc = sgdtop("replay", str(broken), "--log", runs=tmp_path / "runs")
     assert proc.returncode == 0, proc.stderr
-    assert "line 4 skipped" in proc.stderr
+    assert "broken/events.jsonl: skipped 1 unreadable line (line 4: not JSON" in proc.stderr
     assert "ρ(H)" in proc.stderr and "without run_end" in proc.stderr
