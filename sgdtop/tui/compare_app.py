@@ -30,7 +30,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from sgdtop.compare import AlignedSeries, CompareReport
-from sgdtop.summary import AXIS_LABELS, RunSummary
+from sgdtop.summary import AXIS_LABELS, RunStats
 from sgdtop.tui import render
 from sgdtop.tui.screenshot import save_svg
 from sgdtop.tui.widgets import HelpScreen
@@ -103,7 +103,7 @@ def run_labels(report: CompareReport) -> list[str]:
     return labels
 
 
-def k_symbol(summaries: Sequence[RunSummary]) -> str:
+def k_symbol(summaries: Sequence[RunStats]) -> str:
     """``κ₃₀`` when every run computed the same k, else ``κ_k``."""
     ks = {s.k for s in summaries}
     k = ks.pop() if len(ks) == 1 else None
@@ -131,7 +131,7 @@ def _num(x: float | int | None, digits: int = 4) -> str:
     return render.fmt_num(x, digits)
 
 
-Cell = Callable[[RunSummary], str]
+Cell = Callable[[RunStats], str]
 
 
 def summary_spec(report: CompareReport, *, full: bool) -> list[tuple[str, str | None, Cell]]:
