@@ -29,6 +29,7 @@ from sgdtop.store import (
     check_writable,
     list_run_dirs,
     live_pid,
+    process_alive,
     read_run,
     resolve_run,
     run_info,
@@ -387,6 +388,10 @@ def stop(
         time.sleep(0.1)
     if live_pid(run_dir) is not None:
         fail(f"the trainer (pid {pid}) is still running after {wait:g} s", code=1)
+    # it let go of the run; give its process a moment to be gone too (never signalled)
+    exit_by = time.monotonic() + 5.0
+    while time.monotonic() < exit_by and process_alive(pid):
+        time.sleep(0.05)
     print(f"stopped run {run_dir.name}")
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,153 @@ def test_replay_reports_bad_lines_and_reads_the_rest(smoke_run: SmokeRun, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "broken/events.jsonl: skipped 1 unreadable line (line 4: not JSON" in proc.stderr
     assert "ρ(H)" in proc.stderr and "without run_end" in proc.stderr
+
+
+# --- issue 12: faults and hostile input (reader side) ------------------------------------------
+def test_exit_code_follows_run_end_even_when_the_trainer_was_signalled() -> None:
+    # 12.4: a trainer that wrote run_end `interrupted` is an interrupted run, whatever its
+    # own exit status (e.g. -9 had it been killed while exiting)
+    from sgdtop.cli import EXIT_CLOSED_STDOUT, _run_exit_code
+    from sgdtop.feed import EndKind, EndReason
+
+    class _End:  # the only field _run_exit_code reads from the record
+        status = "interrupted"
+
+    interrupted = EndReason(EndKind.RUN_END, code=-9, run_end=_End())  # type: ignore[arg-type]
+    assert _run_exit_code(interrupted, stopped_by_user=True) == 130
+    killed = EndReason(EndKind.EXITED, code=-9)
+    assert _run_exit_code(killed, stopped_by_user=True) == 130
+    assert _run_exit_code(killed, stopped_by_user=False) == 1
+    closed = EndReason(EndKind.CLOSED_STDOUT, code=0)
+    assert _run_exit_code(closed, stopped_by_user=False) == EXIT_CLOSED_STDOUT == 141
+
+
+def test_two_quick_ctrl_c_leave_an_interrupted_run_and_exit_130(tmp_path: Path) -> None:
+    # 12.4: the second Ctrl+C arrives once run_end is written, while the trainer exits
+    proc = _start_long(tmp_path)
+    run_dir, trainer = _wait_running(tmp_path)
+    events = run_dir / "events.jsonl"
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: '"kind": "run_end"' in events.read_text(), timeout=60)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert read_events(events).events[-1]["status"] == "interrupted"
+    assert not alive(trainer)
+
+
+def test_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
+    # 12.5: `sgdtop run smoke --json | head -3`
+    proc = subprocess.Popen(
+        [*SGDTOP, "run", "smoke", "--epochs", "1000", "--json", "--runs-dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    assert json.loads(head[0])["kind"] == "run_start"
+    proc.stdout.close()
+    proc.wait(timeout=60)
+    err = proc.stderr.read().decode()
+    assert proc.returncode == 141, err
+    assert "Traceback" not in err and "Exception" not in err and "error" not in err
+    run_dir = only_run(tmp_path)
+    wait_for(lambda: live_pid(run_dir) is None, timeout=30)
+    end = read_events(run_dir / "events.jsonl").events[-1]
+    assert end.kind == "run_end" and end["status"] == "interrupted"
+
+
+def test_the_working_directory_is_not_on_the_trainers_path(tmp_path: Path) -> None:
+    # 12.7: a json.py in the working directory is not imported by the trainer, while a
+    # custom model file given by a relative path still loads
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    marker = tmp_path / "planted-module-ran"
+    (cwd / "json.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nraise SystemExit('planted json.py imported')\n")
+    example = Path(__file__).resolve().parent.parent / "examples" / "small_cnn.py"
+    (cwd / "small_cnn.py").write_text(example.read_text())
+    # the parent itself is started with -P: only the trainer it spawns is under test
+    proc = subprocess.run(
+        [SGDTOP[0], "-P", *SGDTOP[1:], "run", "small_cnn.py:factory", "--profile", "smoke",
+         "--log", "--epochs", "1", "--k", "5", "--set", "probe_cap=128", "--set",
+         "first_epoch_every=0", "--runs-dir", str(tmp_path / "runs")],
+        cwd=cwd, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+        env=ENV)
+    assert not marker.exists(), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "-smallcnn-" in only_run(tmp_path / "runs").name
+
+
+def _copy_run(src: Path, dst: Path, transform: Callable[[list[str]], list[str]]) -> Path:
+    dst.mkdir(parents=True)
+    (dst / "profile.json").write_text((src / "profile.json").read_text())
+    lines = (src / "events.jsonl").read_text().splitlines(keepends=True)
+    (dst / "events.jsonl").write_text("".join(transform(lines)))
+    return dst
+
+
+def test_garbage_lines_are_named_by_every_reader(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    # 12.9: runs, show, watch and replay say how many lines were skipped and where
+    run_dir, _ = smoke_run
+    runs = tmp_path / "runs"
+    _copy_run(run_dir, runs / "garbled",
+              lambda ls: [ls[0], "{not json\n", *ls[1:3], "[1, 2]\n", *ls[3:]])
+    expected = "garbled/events.jsonl: skipped 2 unreadable lines (line 2: not JSON"
+    for args in (["runs"], ["show", "garbled"], ["watch", "garbled", "--log"],
+                 ["replay", "garbled", "--log"]):
+        proc = sgdtop(*args, runs=runs, timeout=60)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert expected in proc.stderr and "; 5)" in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+
+
+def test_a_newer_schema_run_is_one_clear_line(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    # issue 11: a newer-schema line names the file and line; `runs` lists the run as
+    # unreadable and the other runs still
+    run_dir, _ = smoke_run
+    runs = tmp_path / "runs"
+
+    def newer(lines: list[str]) -> list[str]:
+        obj = json.loads(lines[2])
+        obj["v"] = 99
+        return [*lines[:2], json.dumps(obj) + "\n", *lines[3:]]
+
+    _copy_run(run_dir, runs / "20990101-000000-future", newer)
+    _copy_run(run_dir, runs / "20200101-000000-fine", lambda ls: ls)
+    listed = sgdtop("runs", runs=runs)
+    assert listed.returncode == 0, listed.stderr
+    assert "unreadable" in listed.stdout and "completed" in listed.stdout
+    assert "future/events.jsonl line 3" in listed.stderr and "Traceback" not in listed.stderr
+    for args in (["show", "20990101"], ["replay", "20990101", "--log"],
+                 ["watch", "20990101", "--log"]):
+        proc = sgdtop(*args, runs=runs, timeout=60)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2, (args, proc.stderr)
+        errors = [line for line in err if "error" in line]
+        assert len(errors) == 1 and errors[0] == err[-1], (args, err)
+        assert err[-1].startswith("sgdtop: error:"), (args, err)
+        assert "future/events.jsonl line 3" in err[-1], (args, err)
+        assert "Traceback" not in proc.stderr
+        if args[0] != "watch":  # watch shows the lines before it, as they came
+            assert len(err) == 1, (args, err)
+
+
+def test_hostile_profile_json_and_huge_log_lines(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    # issue 11: a profile.json that is a JSON list; 12.9: a 10 MB log message is cut in
+    # the headless view
+    run_dir, _ = smoke_run
+    runs = tmp_path / "runs"
+
+    def huge_log(lines: list[str]) -> list[str]:
+        log = {"v": 1, "kind": "log", "t": 0.5, "level": "warning", "source": "stderr",
+               "message": "x" * 10_000_000}
+        return [lines[0], json.dumps(log) + "\n", *lines[1:]]
+
+    d = _copy_run(run_dir, runs / "hostile", huge_log)
+    (d / "profile.json").write_text("[1, 2, 3]")
+    listed = sgdtop("runs", runs=runs)
+    assert listed.returncode == 0 and "hostile" in listed.stdout, listed.stderr
+    shown = sgdtop("show", "hostile", runs=runs)
+    assert shown.returncode == 0 and "top-10" in shown.stdout, shown.stderr
+    replay = sgdtop("replay", "hostile", "--log", runs=runs)
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    assert len(replay.stderr) < 100_000 and "more characters" in replay.stderr
