@@ -320,16 +320,15 @@ def replay(
     if speed is not None and not (speed > 0 and math.isfinite(speed)):
         fail(f"--speed must be a positive number, got {speed}")
     run_dir = _resolve(run_ref, runs_dir)
-    records = _read(run_dir)
-    if use_tui(log, json_out):
+    if use_tui(log, json_out):  # the TUI seeks: it holds the whole run
         from sgdtop.tui.app import run_replay
 
-        run_replay(records, run_dir=run_dir, speed=speed or 1.0, instant=instant)
+        run_replay(_read(run_dir), run_dir=run_dir, speed=speed or 1.0, instant=instant)
         return
-    feed = ReplayFeed(records, source=str(run_dir / EVENTS_FILE), run_dir=run_dir,
-                      speed=None if instant else speed)
+    feed = ReplayFeed.from_file(run_dir / EVENTS_FILE, run_dir=run_dir,
+                                speed=None if instant else speed)
     _stop_on_signals(feed)
-    end = _headless(feed, json_out)  # skipped lines were named when the file was read
+    end = _headless(feed, json_out)
     if end.kind is EndKind.CLOSED_STDOUT:
         raise typer.Exit(EXIT_CLOSED_STDOUT)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Protocol, runtime_checkable
@@ -293,23 +293,48 @@ def replay_delay(dt: float, speed: float) -> float:
     return min(dt / speed, MAX_REPLAY_GAP_S)
 
 
+def iter_file(path: Path, bad_lines: list[BadLine]) -> Iterator[Record | BadLine]:
+    """The records of a saved ``events.jsonl``, streamed (memory does not grow with the
+    file): complete lines only (an unterminated last line is a write cut short, not an
+    error); bad lines are appended to ``bad_lines`` and skipped, except a newer-schema
+    line, which is yielded (stop there)."""
+    split = LineSplitter()
+    split.bad_lines = bad_lines
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return
+    with fh:
+        while chunk := fh.read(1 << 20):
+            yield from split.feed(chunk)
+
+
 class ReplayFeed:
     """A saved run's records played back: all at once (``speed`` None) or paced at
     ``speed`` × real time (:func:`replay_delay`). Ends with RUN_END at the last
-    ``run_end`` record or NO_RUN_END; :meth:`stop` ends it early (STOPPED)."""
+    ``run_end`` record, NO_RUN_END, NEWER_SCHEMA at a newer-schema line, or STOPPED
+    after :meth:`stop`. :meth:`from_file` streams the file."""
 
-    def __init__(self, records: Sequence[Record], *, source: str = "",
-                 bad_lines: Sequence[BadLine] = (), run_dir: Path | None = None,
+    def __init__(self, records: Iterable[Record | BadLine], *, source: str = "",
+                 bad_lines: list[BadLine] | None = None, run_dir: Path | None = None,
                  speed: float | None = None,
                  sleep: Callable[[float], object] | None = None) -> None:
         self._records = records
         self._source = source
-        self.bad_lines = list(bad_lines)
+        self.bad_lines = bad_lines if bad_lines is not None else []
         self._run_dir = run_dir
         self._speed = speed
         self._stop = threading.Event()
         self._sleep = sleep
         self._end: EndReason | None = None
+
+    @classmethod
+    def from_file(cls, path: Path, *, speed: float | None = None,
+                  run_dir: Path | None = None) -> ReplayFeed:
+        """Replay ``path`` (an events.jsonl) as it is read."""
+        bad: list[BadLine] = []
+        return cls(iter_file(path, bad), source=str(path), bad_lines=bad, run_dir=run_dir,
+                   speed=speed)
 
     @property
     def source(self) -> str:
@@ -347,6 +372,9 @@ class ReplayFeed:
         for rec in self._records:
             if self._stop.is_set():
                 self._end = EndReason(EndKind.STOPPED, source=self._source)
+                return
+            if isinstance(rec, BadLine):
+                self._end = EndReason(EndKind.NEWER_SCHEMA, bad=rec, source=self._source)
                 return
             if self._speed is not None and prev is not None:
                 self._wait(replay_delay(rec.t - prev, self._speed))

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,10 +87,8 @@ def _wait_running(runs: Path) -> tuple[Path, int]:
 def test_signal_stops_the_trainer_cleanly(tmp_path: Path, sig: int) -> None:
     proc = _start_long(tmp_path)
     run_dir, trainer = _wait_running(tmp_path)
-    t0 = time.monotonic()
-    proc.send_signal(sig)
+    proc.send_signal(sig)  # how fast it stops: benchmarks/bench_stop.py
     _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - t0 < 20
     assert proc.returncode == 130, err
     end = read_events(run_dir / "events.jsonl").events[-1]
     assert end.kind == "run_end" and end["status"] == "interrupted"
@@ -345,7 +342,7 @@ def test_a_newer_schema_run_is_one_clear_line(smoke_run: SmokeRun, tmp_path: Pat
         assert err[-1].startswith("sgdtop: error:"), (args, err)
         assert "future/events.jsonl line 3" in err[-1], (args, err)
         assert "Traceback" not in proc.stderr
-        if args[0] != "watch":  # watch shows the lines before it, as they came
+        if args[0] == "show":  # watch and replay show the lines before it, as they come
             assert len(err) == 1, (args, err)
 
 
