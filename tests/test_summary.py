@@ -27,9 +27,13 @@ from sgdtop.events import make_event, read_events
 from sgdtop.summary import (
     STATUS_UNFINISHED,
     RunEvents,
+    RunSummary,
     eigenvalue_matrix,
     field_value,
+    fold_events,
     last_dense_spectrum,
+    load_summary,
+    save_summary,
     series,
     summarize,
     time_average,
@@ -216,3 +220,72 @@ def test_library_modules_import_no_torch_nor_matplotlib() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- summary.json: the run summary kept beside the events ------------------------------------
+def _run_dir(tmp_path: Path, events: list[object] | None = None) -> Path:
+    d = tmp_path / "run"
+    d.mkdir()
+    write_jsonl(events if events is not None else high_lr_run().events,  # type: ignore[arg-type]
+                d / "events.jsonl")
+    return d
+
+
+def _lines(d: Path) -> list[bytes]:
+    return (d / "events.jsonl").read_bytes().splitlines(keepends=True)
+
+
+def test_fold_reads_what_runs_and_show_print(tmp_path: Path) -> None:
+    s = fold_events(_run_dir(tmp_path) / "events.jsonl")
+    assert (s.model, s.dataset, s.lr, s.batch_size, s.k) == ("resnet32", "cifar10", 0.1, 128, K)
+    assert s.status == "completed" and s.steps == STEPS
+    assert s.n_spectra == len(SPECTRUM_STEPS) and s.last_step == STEPS
+    assert s.last_eigenvalues == pytest.approx(eigenvalues(0.1, STEPS)[:10])
+    assert s.last_k == K and s.test_acc is not None and s.skipped == 0
+
+
+def test_summary_json_roundtrip_and_tail_fold(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    lines = _lines(d)
+    head = b"".join(lines[:-1])  # everything but run_end, as a trainer saves mid-run
+    (d / "events.jsonl").write_bytes(head)
+    part = fold_events(d / "events.jsonl")
+    assert part.status is None
+    save_summary(d, part, len(head), len(lines) - 1)
+    assert RunSummary.from_json(part.to_json()) == part
+    (d / "events.jsonl").write_bytes(head + lines[-1] + b"{garbage\n")
+    s = load_summary(d)
+    assert s.status == "completed" and s.n_spectra == part.n_spectra
+    assert s.skipped == 1 and s.bad_lines[0][0] == len(lines) + 1  # numbered in the file
+    assert s == fold_events(d / "events.jsonl")  # the same as reading it all
+
+
+def test_summary_json_that_covers_lines_it_has_not_read_is_not_trusted(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    truth = fold_events(d / "events.jsonl")
+    size = (d / "events.jsonl").stat().st_size
+    liar = RunSummary(model="not-this", status="failed")
+    for offset, lines in ((size + 10, 5), (7, 1), (-1, 0)):  # beyond the end; mid-line
+        save_summary(d, liar, offset, lines)
+        assert load_summary(d) == truth, offset
+    for text in ("", "{", "[1, 2]", '{"v": 2, "events_bytes": 0, "lines": 0}',
+                 '{"v": 1, "events_bytes": "x", "lines": 0, "summary": {}}'):
+        (d / "summary.json").write_text(text)
+        assert load_summary(d) == truth, text
+
+
+def test_summary_from_hostile_json_never_raises() -> None:
+    for data in (None, [], "x", 1, {"steps": "many", "lr": [1], "last_eigenvalues": {"a": 1},
+                                     "bad_lines": [[1]], "newer": "yes", "n_spectra": -3,
+                                     "status": 7, "test_acc": True}):
+        s = RunSummary.from_json(data)
+        assert s.steps == 0 and s.lr is None and s.n_spectra == 0 and s.status is None
+        assert s.test_acc is None and s.last_eigenvalues == [] and s.newer is None
+
+
+def test_a_cut_last_line_is_not_counted_as_bad(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    data = (d / "events.jsonl").read_bytes()
+    (d / "events.jsonl").write_bytes(data[:-20])
+    s = load_summary(d)
+    assert s.skipped == 0 and s.status is None
