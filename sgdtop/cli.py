@@ -403,7 +403,7 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
 
     from sgdtop import sweep as sweep_mod
     from sgdtop.compare import format_value
-    from sgdtop.logsink import fmt
+    from sgdtop.format import UNKNOWN, number, percent
 
     root = _root(runs_dir)
     dirs = list_run_dirs(root)
@@ -453,10 +453,10 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
         info = run_info(d)
         _warn_summary(d, info.summary)
         acc = info.test_acc
-        table.add_row(info.run_id, info.model, info.dataset, fmt(info.lr, ".3g"),
-                      str(info.batch_size or "-"), fmt(info.momentum, ".2g"), info.status,
-                      f"{info.steps:,}", fmt(info.spectral_norm),
-                      "-" if acc is None or not math.isfinite(acc) else f"{100 * acc:.1f}%")
+        table.add_row(info.run_id, info.model, info.dataset, number(info.lr, 3),
+                      str(info.batch_size or UNKNOWN), number(info.momentum, 2), info.status,
+                      f"{info.steps:,}", number(info.spectral_norm),
+                      UNKNOWN if acc is None or not math.isfinite(acc) else percent(100 * acc))
     console.print(table)
     print_sweeps()
 
@@ -467,7 +467,7 @@ def show(
     runs_dir: RunsDirOpt = None,
 ) -> None:
     """Summarise one run: settings, status, last measurement."""
-    from sgdtop.logsink import fmt, fmt_duration
+    from sgdtop.format import duration, kappa_label, number, percent
 
     run_dir = _resolve(run_ref, runs_dir)
     info = run_info(run_dir)
@@ -479,24 +479,24 @@ def show(
     if s.model is not None:
         lines.append(f"model    {s.model} ({s.num_params or 0:,} params) on "
                      f"{s.dataset}, device {s.device}")
-        lines.append(f"SGD      η={fmt(s.lr)} S={s.batch_size} "
-                     f"β={fmt(s.momentum)} L2={fmt(s.weight_decay)} "
+        lines.append(f"SGD      η={number(s.lr)} S={s.batch_size} "
+                     f"β={number(s.momentum)} L2={number(s.weight_decay)} "
                      f"epochs={s.epochs}")
         lines.append(f"probe    {s.probe_size or 0:,} examples, top-{s.k}")
     ended = s.status is not None
     lines.append(f"status   {info.status}" + (f": {s.end_message}" if ended else ""))
     if ended:
-        lines.append(f"time     {fmt_duration(s.end_seconds or 0.0)}, {s.end_steps or 0:,} steps")
+        lines.append(f"time     {duration(s.end_seconds or 0.0)}, {s.end_steps or 0:,} steps")
     lines.append(f"spectra  {s.n_spectra} measurements")
     if s.n_spectra:
-        eig = " ".join(fmt(v, ".4g") for v in s.last_eigenvalues[:10])
+        eig = " ".join(number(v, 4) for v in s.last_eigenvalues[:10])
         limit = 2 * (1 + s.last_momentum) if s.last_momentum is not None else None
-        lines.append(f"last     step {s.last_step}: ρ(H) {fmt(s.last_spectral_norm)}, "
-                     f"κ{s.last_k} {fmt(s.last_cond_k)}, "
-                     f"η·λ₁ {fmt(s.last_eta_lambda1, '.3g')} (limit {fmt(limit, '.3g')})")
+        lines.append(f"last     step {s.last_step}: ρ(H) {number(s.last_spectral_norm)}, "
+                     f"{kappa_label(s.last_k)} {number(s.last_cond_k)}, "
+                     f"η·λ₁ {number(s.last_eta_lambda1, 3)} (limit {number(limit, 3)})")
         lines.append(f"top-10   {eig}")
     if info.test_acc is not None:
-        lines.append(f"test acc {fmt(100 * info.test_acc, '.1f')}%")
+        lines.append(f"test acc {percent(100 * info.test_acc)}")
     print("\n".join(lines))
 
 

@@ -12,12 +12,13 @@ import math
 import os
 import sys
 from collections.abc import Iterable
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from rich.console import Console
 from rich.markup import escape
 
 from sgdtop.feed import EndKind, EndReason
+from sgdtop.format import UNKNOWN, duration, fixed, kappa_label, number, percent
 from sgdtop.schema import (
     DenseSpectrum,
     Eval,
@@ -35,33 +36,6 @@ from sgdtop.schema import (
 PROGRESS_EVERY_S = 10.0
 
 
-def fmt(x: Any, spec: str = ".4g") -> str:
-    """A number for humans: non-finite values spelled out (nan, inf, -inf), None as '-'."""
-    if x is None:
-        return "-"
-    try:
-        xf = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(xf):
-        return "nan"
-    if math.isinf(xf):
-        return "inf" if xf > 0 else "-inf"
-    return format(xf, spec)
-
-
-def fmt_duration(seconds: float) -> str:
-    """``1h02m``, ``3m05s`` or ``12s``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = round(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
 #: Longest log message printed whole in the headless view, characters; a longer one is
 #: cut, saying how much was left out (the events file keeps all of it).
 MAX_MESSAGE_CHARS: Final[int] = 500
@@ -72,6 +46,10 @@ def cut(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if len(message) <= limit:
         return message
     return f"{message[:limit]}… ({len(message) - limit:,} more characters)"
+
+
+#: Kinds the headless log does not print (progress of a measurement under way).
+IGNORED_KINDS: Final[frozenset[str]] = frozenset({"spectrum_progress"})
 
 
 class LogSink:
@@ -137,7 +115,7 @@ class LogSink:
                     self._measurement(None)
                 self.status = rec.status
                 text = (f"run {rec.status}: {cut(rec.message)} ({rec.steps} steps, "
-                        f"{fmt_duration(rec.seconds)})")
+                        f"{duration(rec.seconds)})")
                 style = "green" if self.status == "completed" else "bold red"
                 self._print(text, f"[{style}]{escape(text)}[/]")
             case _:
@@ -147,8 +125,8 @@ class LogSink:
     def _start_line(rec: RunStart) -> str:
         return (f"sgdtop run {rec.run_id}: {rec.model} ({rec.num_params:,} params) on "
                 f"{rec.dataset} ({rec.train_size:,} train, probe {rec.probe_size:,}), "
-                f"η={fmt(rec.lr)} S={rec.batch_size} β={fmt(rec.momentum)} "
-                f"L2={fmt(rec.weight_decay)}, top-{rec.k}, {rec.epochs} epochs, "
+                f"η={number(rec.lr)} S={rec.batch_size} β={number(rec.momentum)} "
+                f"L2={number(rec.weight_decay)}, top-{rec.k}, {rec.epochs} epochs, "
                 f"device {rec.device}")
 
     def _progress_line(self, rec: Step) -> str:
@@ -160,12 +138,12 @@ class LogSink:
         if total:
             parts[0] += f"/{total:,} ({100 * step / total:.0f}%)"
             if step > 0 and rec.t > 0:
-                parts.append(f"ETA {fmt_duration((total - step) * rec.t / step)}")
+                parts.append(f"ETA {duration((total - step) * rec.t / step)}")
         parts.append(f"epoch {rec.epoch}")
-        parts.append(f"{fmt(rec.steps_per_s, '.1f')} steps/s "
-                     f"({fmt(rec.examples_per_s, '.0f')} ex/s)")
-        parts.append(f"loss {fmt(rec.loss)}")
-        parts.append(f"elapsed {fmt_duration(rec.t)}")
+        parts.append(f"{fixed(rec.steps_per_s, 1)} steps/s "
+                     f"({fixed(rec.examples_per_s, 0)} ex/s)")
+        parts.append(f"loss {number(rec.loss)}")
+        parts.append(f"elapsed {duration(rec.t)}")
         return " · ".join(parts)
 
     def _measurement(self, neurons: Neurons | None) -> None:
@@ -179,15 +157,15 @@ class LogSink:
         if self.last_eval is not None:
             loss = self.last_eval.train_loss
         acc = self.last_eval.test_acc if self.last_eval is not None else None
-        acc_s = "-" if acc is None or not math.isfinite(acc) else f"{100 * acc:.1f}%"
+        acc_s = UNKNOWN if acc is None or not math.isfinite(acc) else percent(100 * acc)
         limit = 2 * (1 + sp.momentum)
-        top5 = " ".join(fmt(v, ".3g") for v in eig[:5])
+        top5 = " ".join(number(v, 3) for v in eig[:5])
         unconv = sum(1 for c in sp.converged if not c)
-        dead = f"{fmt(neurons.dead_pct, '.1f')}%" if neurons is not None else "-"
-        plain = (f"step {sp.step:>7} ep {sp.epoch:>3}  loss {fmt(loss)}  acc {acc_s}  "
-                 f"ρ(H) {fmt(sp.spectral_norm)}  ηλ₁ {fmt(sp.eta_lambda1, '.3g')}"
-                 f"/{fmt(limit, '.3g')}  κ{k} {fmt(sp.cond_k)}  λ1-5 [{top5}]  "
-                 f"dead {dead}  ({sp.hvps} HVPs, {fmt(sp.seconds, '.2f')}s"
+        dead = percent(neurons.dead_pct) if neurons is not None else UNKNOWN
+        plain = (f"step {sp.step:>7} ep {sp.epoch:>3}  loss {number(loss)}  acc {acc_s}  "
+                 f"ρ(H) {number(sp.spectral_norm)}  ηλ₁ {number(sp.eta_lambda1, 3)}"
+                 f"/{number(limit, 3)}  {kappa_label(k)} {number(sp.cond_k)}  λ1-5 [{top5}]  "
+                 f"dead {dead}  ({sp.hvps} HVPs, {fixed(sp.seconds, 2)}s"
                  f"{f', {unconv} unconverged' if unconv else ''})")
         markup = escape(plain)
         if sp.eta_lambda1 > limit:
@@ -195,10 +173,10 @@ class LogSink:
         self._print(plain, markup)
         dense, self.pending_dense = self.pending_dense, None
         if dense is not None:
-            self._print(f"  exact spectrum: n={dense.n}  λmax {fmt(dense.lambda_max)}  "
-                        f"λmin {fmt(dense.lambda_min)}  κ {fmt(dense.cond)} "
-                        f"(λmin⁺ {fmt(dense.min_positive)} above "
-                        f"{fmt(dense.floor, '.1e')})  negative {dense.n_negative}")
+            self._print(f"  exact spectrum: n={dense.n}  λmax {number(dense.lambda_max)}  "
+                        f"λmin {number(dense.lambda_min)}  κ {number(dense.cond)} "
+                        f"(λmin⁺ {number(dense.min_positive)} above "
+                        f"{number(dense.floor, 2)})  negative {dense.n_negative}")
 
     @staticmethod
     def _slice_line(rec: LossSlice) -> str:
@@ -209,10 +187,10 @@ class LogSink:
         span = max((abs(t) for t in ts), default=math.nan)
         lr = rec.lr
         eta = f" (±{span / lr:.3g}η)" if math.isfinite(lr) and lr > 0 else ""
-        rises = " ".join(fmt(max(row) - rec.loss0, ".3g") if row else "-" for row in rows)
-        return (f"  loss slices: {len(rows)} directions × {len(ts)} points, t ∈ ±{fmt(span, '.3g')}"
+        rises = " ".join(number(max(row) - rec.loss0, 3) if row else UNKNOWN for row in rows)
+        return (f"  loss slices: {len(rows)} directions × {len(ts)} points, t ∈ ±{number(span, 3)}"
                 f"{eta}; max rise above L along v1..{len(rows)} [{rises}] "
-                f"({fmt(rec.seconds, '.2f')}s)")
+                f"({fixed(rec.seconds, 2)}s)")
 
     def handle_end(self, end: EndReason) -> None:
         """The stream ended: flush a pending measurement; a stream that ended without

@@ -30,7 +30,8 @@ from typing import IO, Any, Final
 
 from sgdtop.events import Event, encode
 from sgdtop.feed import EVENTS_FILE, FileFeed
-from sgdtop.schema import ReadResult, read_events
+from sgdtop.schema import ReadResult, Record, read_events
+from sgdtop.schema import encode as encode_record
 from sgdtop.schema.wire import WireError, parse_json
 from sgdtop.summary import RunSummary, _int, _num, load_summary
 
@@ -95,8 +96,9 @@ class EventWriter:
         with self._lock:
             self._file = open(run_dir / EVENTS_FILE, "a", encoding="utf-8")  # noqa: SIM115
 
-    def write(self, ev: Event) -> None:
-        line = encode(ev)
+    def write(self, ev: Event | Record) -> None:
+        # an old untyped Event from the trainer, or a record (until the recorder's writer)
+        line = encode(ev) if isinstance(ev, Event) else encode_record(ev)
         with self._lock:
             if self._file is not None:
                 self._file.write(line)

@@ -1,7 +1,7 @@
 """Per-run summaries and time series, computed from a list of events.
 
 The headless core behind ``sgdtop compare``, ``plot`` and ``export``: everything here works
-on plain :class:`~sgdtop.events.Event` lists (live, replayed or read from a run directory)
+on plain lists of :mod:`sgdtop.schema` records (live, replayed or read from a run directory)
 and imports neither torch, Textual nor matplotlib.
 
 Definitions (as in DESIGN.md; every quantity is dimensionless unless a unit is given):
@@ -29,15 +29,25 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
 
-from sgdtop.events import REQUIRED_FIELDS, Event
 from sgdtop.feed import EVENTS_FILE
-from sgdtop.schema import BadLine, Eval, Record, RunEnd, RunStart, Spectrum, decode_line
+from sgdtop.format import is_number
+from sgdtop.schema import (
+    RECORD_TYPES,
+    BadLine,
+    DenseSpectrum,
+    Eval,
+    Record,
+    RunEnd,
+    RunStart,
+    Spectrum,
+    decode_line,
+)
 from sgdtop.schema.wire import WireError, dumps, parse_json
 
 Axis = Literal["step", "epoch", "time"]
@@ -63,6 +73,8 @@ STATUS_UNFINISHED: Final[str] = "unfinished"
 #: ``top10_mean`` and ``lambda_NN`` (the signed eigenvalue of rank NN, 1 = largest |λ|).
 _LAMBDA_RE: Final[re.Pattern[str]] = re.compile(r"^lambda_(\d+)$")
 _DERIVED_SPECTRUM: Final[frozenset[str]] = frozenset({"top10_mean"})
+#: The header every record has (not a measured field).
+_HEADER: Final[frozenset[str]] = frozenset({"t", "step", "epoch", "extra"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +86,7 @@ class RunEvents:
     """
 
     run_id: str
-    events: list[Event]
+    events: list[Record]
     path: Path | None = None
     label: str | None = None
 
@@ -85,7 +97,7 @@ class RunEvents:
 
     @classmethod
     def from_events(
-        cls, events: Sequence[Event], *, label: str | None = None, path: Path | None = None
+        cls, events: Sequence[Record], *, label: str | None = None, path: Path | None = None
     ) -> RunEvents:
         """Wrap ``events``, taking the run id from its ``run_start`` event.
 
@@ -94,7 +106,7 @@ class RunEvents:
         """
         start = run_start(events)
         if start is not None:
-            run_id = str(start["run_id"])
+            run_id = start.run_id
         elif path is not None:
             run_id = (path.parent if path.suffix else path).name or "run"
         else:
@@ -154,48 +166,44 @@ class RunStats:
         }
 
 
-def run_start(events: Sequence[Event]) -> Event | None:
-    """The first ``run_start`` event, or None."""
-    return next((ev for ev in events if ev.kind == "run_start"), None)
+def run_start(events: Sequence[Record]) -> RunStart | None:
+    """The first ``run_start`` record, or None."""
+    return next((ev for ev in events if isinstance(ev, RunStart)), None)
 
 
-def run_end(events: Sequence[Event]) -> Event | None:
-    """The last ``run_end`` event, or None."""
-    return next((ev for ev in reversed(events) if ev.kind == "run_end"), None)
+def run_end(events: Sequence[Record]) -> RunEnd | None:
+    """The last ``run_end`` record, or None."""
+    return next((ev for ev in reversed(events) if isinstance(ev, RunEnd)), None)
 
 
-def _as_float(x: Any) -> float:
-    """``x`` as a float; NaN for None, bools, strings and other non-numbers."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return math.nan
-    return float(x)
+def _as_float(x: object) -> float:
+    """``x`` as a float; NaN for None, bools and other non-numbers (a field looked up
+    by name may be any of them)."""
+    return float(x) if is_number(x) else math.nan  # type: ignore[arg-type]
 
 
-def top_mean_abs(eigenvalues: Sequence[Any], count: int = TOP_MEAN_COUNT) -> float:
+def top_mean_abs(eigenvalues: Sequence[float], count: int = TOP_MEAN_COUNT) -> float:
     """Mean of |λ| over the ``count`` eigenvalues of largest |λ| (all if fewer).
 
     NaN when the list is empty or any eigenvalue is non-finite (the ranking is then
     meaningless).
     """
-    values = np.array([_as_float(v) for v in eigenvalues], dtype=float)
+    values = np.array(eigenvalues, dtype=float)
     if values.size == 0 or not np.all(np.isfinite(values)):
         return math.nan
     mags = np.sort(np.abs(values))[::-1][:count]
     return float(mags.mean())
 
 
-def steps_per_epoch(events: Sequence[Event]) -> int | None:
+def steps_per_epoch(events: Sequence[Record]) -> int | None:
     """Optimizer steps per epoch from ``run_start``, or None when unknown or not positive."""
     start = run_start(events)
-    if start is None:
+    if start is None or start.steps_per_epoch <= 0:
         return None
-    spe = start.get("steps_per_epoch")
-    if isinstance(spe, int) and not isinstance(spe, bool) and spe > 0:
-        return spe
-    return None
+    return start.steps_per_epoch
 
 
-def axis_value(ev: Event, axis: Axis, spe: int | None) -> float | None:
+def axis_value(ev: Record, axis: Axis, spe: int | None) -> float | None:
     """Where ``ev`` lies on ``axis`` (see the module docstring), or None if it has no
     position there (e.g. no step)."""
     if axis == "time":
@@ -212,7 +220,8 @@ def axis_value(ev: Event, axis: Axis, spe: int | None) -> float | None:
 def _infer_kind(field_name: str) -> str:
     if field_name in _DERIVED_SPECTRUM or _LAMBDA_RE.match(field_name):
         return "spectrum"
-    kinds = [k for k, fields in REQUIRED_FIELDS.items() if field_name in fields]
+    kinds = [cls.kind for cls in RECORD_TYPES
+             if field_name in {f.name for f in fields(cls)} - _HEADER]
     if len(kinds) == 1:
         return kinds[0]
     if not kinds:
@@ -222,26 +231,28 @@ def _infer_kind(field_name: str) -> str:
     raise ValueError(f"field {field_name!r} is in several kinds ({', '.join(kinds)}): pass kind=")
 
 
-def field_value(ev: Event, field_name: str) -> float:
+def field_value(ev: Record, field_name: str) -> float:
     """The numeric value of ``field_name`` in ``ev`` (NaN when missing or not a number).
 
     Besides the event's own fields, ``spectrum`` events have the derived fields
     ``top10_mean`` (see :func:`top_mean_abs`) and ``lambda_NN`` (the signed eigenvalue of
     rank NN, 1-based by |λ|; NaN when fewer were computed).
     """
-    if ev.kind == "spectrum" and field_name not in ev.data:
+    if isinstance(ev, Spectrum) and not hasattr(ev, field_name):
         if field_name == "top10_mean":
-            return top_mean_abs(ev.get("eigenvalues", []))
+            return top_mean_abs(ev.eigenvalues)
         m = _LAMBDA_RE.match(field_name)
         if m:
             rank = int(m.group(1))
-            eigs = ev.get("eigenvalues", [])
-            return _as_float(eigs[rank - 1]) if 1 <= rank <= len(eigs) else math.nan
-    return _as_float(ev.get(field_name))
+            eigs = ev.eigenvalues
+            return eigs[rank - 1] if 1 <= rank <= len(eigs) else math.nan
+    if field_name in _HEADER:
+        return math.nan
+    return _as_float(getattr(ev, field_name, ev.extra.get(field_name)))
 
 
 def series(
-    events: Sequence[Event],
+    events: Sequence[Record],
     field_name: str,
     kind: str | None = None,
     *,
@@ -272,7 +283,7 @@ def series(
 
 
 def eigenvalue_matrix(
-    events: Sequence[Event], *, axis: Axis = "step"
+    events: Sequence[Record], *, axis: Axis = "step"
 ) -> tuple[np.ndarray, np.ndarray]:
     """All top-k eigenvalues through training: ``x`` (n,) and ``lam`` (n, k_max), signed,
     column j = rank j+1 by |λ|; NaN where a measurement computed fewer than k_max."""
@@ -280,13 +291,13 @@ def eigenvalue_matrix(
     xs: list[float] = []
     rows: list[list[float]] = []
     for ev in events:
-        if ev.kind != "spectrum":
+        if not isinstance(ev, Spectrum):
             continue
         x = axis_value(ev, axis, spe)
         if x is None:
             continue
         xs.append(x)
-        rows.append([_as_float(v) for v in ev.get("eigenvalues", [])])
+        rows.append(list(ev.eigenvalues))
     k_max = max((len(r) for r in rows), default=0)
     lam = np.full((len(rows), k_max), np.nan)
     for i, r in enumerate(rows):
@@ -318,21 +329,10 @@ def time_average(x: np.ndarray, y: np.ndarray, weighting: Weighting = "events") 
     return area / span
 
 
-def _last(events: Sequence[Event], kind: str, field_name: str) -> float | None:
+def _last(events: Sequence[Record], kind: str, field_name: str) -> float | None:
     """``field_name`` of the last event of ``kind``; None when there is no such event."""
     ev = next((e for e in reversed(events) if e.kind == kind), None)
     return None if ev is None else field_value(ev, field_name)
-
-
-def _setting(start: Event | None, key: str, typ: type) -> Any:
-    if start is None:
-        return None
-    v = start.get(key)
-    if typ is float:
-        return None if isinstance(v, bool) or not isinstance(v, int | float) else float(v)
-    if typ is int:
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
-    return None if v is None else str(v)
 
 
 def summarize(run: RunEvents, *, weighting: Weighting = "events") -> RunStats:
@@ -343,19 +343,13 @@ def summarize(run: RunEvents, *, weighting: Weighting = "events") -> RunStats:
     spe = steps_per_epoch(events)
 
     steps_seen = [ev.step for ev in events if ev.step is not None]
-    if end is not None and isinstance(end.get("steps"), int):
-        steps = int(end["steps"])
-    else:
-        steps = max(steps_seen, default=0)
+    steps = end.steps if end is not None else max(steps_seen, default=0)
     if spe is not None:
         epochs = steps / spe
     else:
         epochs_seen = [ev.epoch for ev in events if ev.epoch is not None]
         epochs = float(max(epochs_seen) + 1) if epochs_seen else 0.0
-    if end is not None and isinstance(end.get("seconds"), int | float):
-        seconds = float(end["seconds"])
-    else:
-        seconds = max((ev.t for ev in events), default=0.0)
+    seconds = end.seconds if end is not None else max((ev.t for ev in events), default=0.0)
 
     x_rho, rho = series(events, "spectral_norm", "spectrum", axis="step")
     x_top, top = series(events, "top10_mean", "spectrum", axis="step")
@@ -364,15 +358,15 @@ def summarize(run: RunEvents, *, weighting: Weighting = "events") -> RunStats:
     return RunStats(
         run_id=run.run_id,
         label=run.name,
-        model=_setting(start, "model", str),
-        dataset=_setting(start, "dataset", str),
-        lr=_setting(start, "lr", float),
-        batch_size=_setting(start, "batch_size", int),
-        momentum=_setting(start, "momentum", float),
-        weight_decay=_setting(start, "weight_decay", float),
-        num_params=_setting(start, "num_params", int),
-        k=_setting(start, "k", int),
-        status=str(end["status"]) if end is not None else STATUS_UNFINISHED,
+        model=start.model if start else None,
+        dataset=start.dataset if start else None,
+        lr=start.lr if start else None,
+        batch_size=start.batch_size if start else None,
+        momentum=start.momentum if start else None,
+        weight_decay=start.weight_decay if start else None,
+        num_params=start.num_params if start else None,
+        k=start.k if start else None,
+        status=end.status if end is not None else STATUS_UNFINISHED,
         steps=steps,
         epochs=float(epochs),
         seconds=seconds,
@@ -411,24 +405,22 @@ class DenseHistogram:
     n_negative: int
 
 
-def last_dense_spectrum(events: Sequence[Event], *, axis: Axis = "epoch") -> DenseHistogram | None:
-    """The run's last ``dense_spectrum`` event as a :class:`DenseHistogram`, or None."""
-    ev = next((e for e in reversed(events) if e.kind == "dense_spectrum"), None)
+def last_dense_spectrum(events: Sequence[Record], *,
+                        axis: Axis = "epoch") -> DenseHistogram | None:
+    """The run's last ``dense_spectrum`` record as a :class:`DenseHistogram`, or None."""
+    ev = next((e for e in reversed(events) if isinstance(e, DenseSpectrum)), None)
     if ev is None:
         return None
-    edges = np.array([_as_float(v) for v in ev["hist_edges"]], dtype=float)
-    counts = np.array([_as_float(v) for v in ev["hist_counts"]], dtype=float)
-    n_neg = ev["n_negative"]
     return DenseHistogram(
         x=axis_value(ev, axis, steps_per_epoch(events)),
-        edges=edges,
-        counts=counts,
-        n=int(ev["n"]) if isinstance(ev["n"], int) else int(counts.sum()),
-        lambda_max=_as_float(ev["lambda_max"]),
-        lambda_min=_as_float(ev["lambda_min"]),
-        min_positive=_as_float(ev["min_positive"]),
-        cond=_as_float(ev["cond"]),
-        n_negative=int(n_neg) if isinstance(n_neg, int) else 0,
+        edges=np.array(ev.hist_edges, dtype=float),
+        counts=np.array(ev.hist_counts, dtype=float),
+        n=ev.n,
+        lambda_max=ev.lambda_max,
+        lambda_min=ev.lambda_min,
+        min_positive=ev.min_positive,
+        cond=ev.cond,
+        n_negative=ev.n_negative,
     )
 
 

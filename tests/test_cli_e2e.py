@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import ENV, SGDTOP, alive, only_run, sgdtop, wait_for
 
-from sgdtop.events import read_events
+from sgdtop.schema import read_events
 from sgdtop.store import PID_FILE, live_pid
 
 SmokeRun = tuple[Path, subprocess.CompletedProcess[str]]
@@ -30,14 +30,14 @@ def test_smoke_run_writes_every_event_kind(smoke_run: SmokeRun) -> None:
     assert proc.returncode == 0, proc.stderr
     res = read_events(run_dir / "events.jsonl")
     assert not res.bad_lines and not res.truncated_tail
-    kinds = {e.kind for e in res.events}
+    kinds = {e.kind for e in res.records}
     assert {"run_start", "step", "eval", "spectrum", "dense_spectrum", "neurons",
             "run_end"} <= kinds
-    spectra = [e for e in res.events if e.kind == "spectrum"]
+    spectra = [e for e in res.records if e.kind == "spectrum"]
     assert len(spectra) >= 3
-    assert all(len(e["eigenvalues"]) == 30 for e in spectra)
-    assert res.events[0].kind == "run_start" and res.events[-1].kind == "run_end"
-    assert res.events[-1]["status"] == "completed"
+    assert all(len(e.eigenvalues) == 30 for e in spectra)
+    assert res.records[0].kind == "run_start" and res.records[-1].kind == "run_end"
+    assert res.records[-1].status == "completed"
     assert json.loads((run_dir / "profile.json").read_text())["name"] == "smoke"
     assert not (run_dir / PID_FILE).exists()
     # the headless log: a line per measurement with the paper's quantities
@@ -56,7 +56,7 @@ def test_runs_show_replay_on_a_saved_run(smoke_run: SmokeRun) -> None:
     assert replay.returncode == 0 and "run completed" in replay.stderr
     js = sgdtop("replay", "latest", "--json", runs=runs)
     lines = js.stdout.splitlines()
-    assert len(lines) == len(read_events(run_dir / "events.jsonl").events)
+    assert len(lines) == len(read_events(run_dir / "events.jsonl").records)
     assert json.loads(lines[0])["kind"] == "run_start"
 
 
@@ -90,8 +90,8 @@ def test_signal_stops_the_trainer_cleanly(tmp_path: Path, sig: int) -> None:
     proc.send_signal(sig)  # how fast it stops: benchmarks/bench_stop.py
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    end = read_events(run_dir / "events.jsonl").events[-1]
-    assert end.kind == "run_end" and end["status"] == "interrupted"
+    end = read_events(run_dir / "events.jsonl").records[-1]
+    assert end.kind == "run_end" and end.status == "interrupted"
     assert not alive(trainer), "orphan trainer"
     assert "Traceback" not in err
 
@@ -105,8 +105,8 @@ def test_sigkill_of_the_trainer_leaves_a_readable_run(tmp_path: Path) -> None:
     assert "without run_end" in err
     res = read_events(run_dir / "events.jsonl")
     assert not res.bad_lines
-    assert res.events and res.events[0].kind == "run_start"
-    assert all(e.kind != "run_end" for e in res.events)
+    assert res.records and res.records[0].kind == "run_start"
+    assert all(e.kind != "run_end" for e in res.records)
     info = sgdtop("runs", runs=tmp_path)
     assert "died" in info.stdout
 
@@ -114,8 +114,8 @@ def test_sigkill_of_the_trainer_leaves_a_readable_run(tmp_path: Path) -> None:
 def test_diverging_run(tmp_path: Path) -> None:
     proc = sgdtop("run", "smoke", "--lr", "1e6", "--log", runs=tmp_path)
     assert proc.returncode == 3, proc.stderr
-    end = read_events(only_run(tmp_path) / "events.jsonl").events[-1]
-    assert end["status"] == "diverged" and "step" in end["message"]
+    end = read_events(only_run(tmp_path) / "events.jsonl").records[-1]
+    assert end.status == "diverged" and "step" in end.message
     assert "Traceback" not in proc.stderr
 
 
@@ -166,9 +166,9 @@ def test_custom_factory_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     run_dir = only_run(tmp_path)
     assert "-smallcnn-" in run_dir.name
-    events = read_events(run_dir / "events.jsonl").events
+    events = read_events(run_dir / "events.jsonl").records
     spectra = [e for e in events if e.kind == "spectrum"]
-    assert spectra and all(len(e["eigenvalues"]) == 5 for e in spectra)
+    assert spectra and all(len(e.eigenvalues) == 5 for e in spectra)
     assert events[-1]["status"] == "completed"
 
 
@@ -247,7 +247,7 @@ def test_two_quick_ctrl_c_leave_an_interrupted_run_and_exit_130(tmp_path: Path) 
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert read_events(events).events[-1]["status"] == "interrupted"
+    assert read_events(events).records[-1].status == "interrupted"
     assert not alive(trainer)
 
 
@@ -266,8 +266,8 @@ def test_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
     assert "Traceback" not in err and "Exception" not in err and "error" not in err
     run_dir = only_run(tmp_path)
     wait_for(lambda: live_pid(run_dir) is None, timeout=30)
-    end = read_events(run_dir / "events.jsonl").events[-1]
-    assert end.kind == "run_end" and end["status"] == "interrupted"
+    end = read_events(run_dir / "events.jsonl").records[-1]
+    assert end.kind == "run_end" and end.status == "interrupted"
 
 
 def test_the_working_directory_is_not_on_the_trainers_path(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import ENV, SGDTOP, alive, only_run, sgdtop, wait_for
 
-from sgdtop.events import read_events
+from sgdtop.schema import read_events
 from sgdtop.store import LOCK_FILE, PID_FILE
 
 
@@ -127,8 +127,8 @@ def test_detach_watch_stop(tmp_path: Path) -> None:
         _, err = w.communicate(timeout=30)
         assert w.returncode == 0, err
         assert "run interrupted" in err and "ρ(H)" in err
-    end = read_events(run_dir / "events.jsonl").events[-1]
-    assert end.kind == "run_end" and end["status"] == "interrupted"
+    end = read_events(run_dir / "events.jsonl").records[-1]
+    assert end.kind == "run_end" and end.status == "interrupted"
     # a watcher started after run_end prints the whole run and ends
     late = sgdtop("watch", "latest", "--log", runs=tmp_path, timeout=30)
     assert late.returncode == 0 and "run interrupted" in late.stderr

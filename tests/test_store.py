@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from runs_fixtures import make_event
 
-from sgdtop.events import encode, make_event
+from sgdtop.schema import encode
 from sgdtop.store import (
     EVENTS_FILE,
     EventWriter,

@@ -19,11 +19,12 @@ from runs_fixtures import (
     eigenvalues,
     high_lr_run,
     low_lr_run,
+    make_event,
     make_run,
     write_jsonl,
 )
 
-from sgdtop.events import make_event, read_events
+from sgdtop.schema import read_events
 from sgdtop.summary import (
     STATUS_UNFINISHED,
     RunEvents,
@@ -156,9 +157,13 @@ def test_top_mean_abs_and_field_value() -> None:
     assert top_mean_abs(list(range(20, 0, -1))) == pytest.approx(np.mean(range(11, 21)))
     assert math.isnan(top_mean_abs([]))
     assert math.isnan(top_mean_abs([1.0, math.inf]))
-    ev = make_event("eval", 1.0, step=3, train_loss=1.0, train_acc=True, test_loss="x",
-                    test_acc=0.5)
-    assert math.isnan(field_value(ev, "train_acc")) and math.isnan(field_value(ev, "test_loss"))
+    # a number or NaN: a bool is not a number, nor a string kept from an unknown key
+    ev = make_event("eval", 1.0, step=3, train_loss=1.0, train_acc=0.5, test_loss=2.0,
+                    test_acc=0.5, note="x", count=3)
+    assert field_value(ev, "test_loss") == 2.0 and field_value(ev, "count") == 3.0
+    assert math.isnan(field_value(ev, "note")) and math.isnan(field_value(ev, "nothing"))
+    spectrum = next(e for e in high_lr_run().events if e.kind == "spectrum")
+    assert math.isnan(field_value(spectrum, "warm")) and math.isnan(field_value(spectrum, "t"))
 
 
 def test_time_average_weightings() -> None:
@@ -202,7 +207,7 @@ def test_summary_survives_the_jsonl_codec(tmp_path: Path) -> None:
     path = write_jsonl(run.events, tmp_path / "events.jsonl")
     read = read_events(path)
     assert not read.bad_lines
-    again = RunEvents.from_events(read.events, path=path)
+    again = RunEvents.from_events(read.records, path=path)
     a, b = summarize(run), summarize(again)
     for name in a.__dataclass_fields__:
         va, vb = getattr(a, name), getattr(b, name)
