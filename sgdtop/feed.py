@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Protocol, runtime_checkable
 
-from sgdtop.schema import BadLine, Record, RunEnd, decode_line, newer_schema_message
+from sgdtop.schema import (
+    BadLine,
+    Record,
+    RunEnd,
+    decode_line,
+    newer_schema_message,
+    skipped_lines_message,
+)
 
 EVENTS_FILE: Final[str] = "events.jsonl"
 
@@ -418,18 +425,15 @@ def drain(feed: EventFeed, handle: Callable[[Record], object], *,
 
 
 def skipped_lines_warning(source: str, bad_lines: Iterable[BadLine], *,
-                          total: int | None = None, show: int = 5) -> str | None:
-    """``sgdtop: warning: <source>: skipped 3 unreadable lines (line 4: not JSON ...; 7;
-    9)`` — one line for every skipped line of one file (newer-schema lines excluded:
-    those end the stream with their own message); ``total`` when ``bad_lines`` are only
-    the first of more; None when none were skipped."""
+                          total: int | None = None) -> str | None:
+    """``sgdtop: warning: <source>: skipped 3 unreadable lines (4, 7, 9): <reason>`` —
+    the schema's one wording (:func:`sgdtop.schema.skipped_lines_message`) for the lines
+    of one file that were skipped (newer-schema lines excluded: those end the stream with
+    their own message); ``total`` when ``bad_lines`` are only the first of more (a run
+    summary keeps a few); None when none were skipped."""
     bad = [b for b in bad_lines if not b.newer]
     if not bad:
         return None
     n = max(total or 0, len(bad))
-    first = f"line {bad[0].line_no}: {bad[0].reason}"
-    rest = [str(b.line_no) for b in bad[1:show]]
-    more = f", … {n - 1 - len(rest)} more" if n > 1 + len(rest) else ""
-    where = "; ".join([first, ", ".join(rest)]) if rest else first
-    return (f"sgdtop: warning: {source}: skipped {n} unreadable line{'s' * (n != 1)} "
-            f"({where}{more})")
+    # the message names the first few lines and counts all: pad to the exact count
+    return "sgdtop: warning: " + skipped_lines_message(source, bad + [bad[-1]] * (n - len(bad)))
