@@ -511,7 +511,7 @@ def _warn_summary(run_dir: Path, summary: RunSummary) -> None:
 
 # --------------------------------------------------------------------- compare/plot/export
 def _runs_events(refs: list[str], runs_dir: Path | None) -> list[Any]:
-    from sgdtop.summary import RunEvents
+    from sgdtop.stats import RunEvents
 
     out = []
     for ref in refs:
@@ -689,7 +689,7 @@ def plot(
         fail(f"--kind must be one of {', '.join(plot_mod.PLOT_KINDS)}, sweep; got {kind!r}")
     if sweep_dir is not None:  # `sgdtop plot SWEEP --kind cond`: the sweep's runs
         from sgdtop import sweep as sweep_mod
-        from sgdtop.summary import RunEvents
+        from sgdtop.stats import RunEvents
 
         dirs = sweep_mod.cell_run_dirs(sweep_mod.load_sweep(sweep_dir))
         if not dirs:

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from sgdtop.schema import BY_KIND, Record, encode
-from sgdtop.summary import RunEvents
+from sgdtop.stats import RunEvents
 
 K = 30
 EPOCHS = 8

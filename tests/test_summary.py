@@ -1,4 +1,5 @@
-"""Per-run summaries and series (sgdtop.summary) on synthetic recorded runs."""
+"""Per-run statistics and series (sgdtop.stats) and the run summary kept beside the
+events (sgdtop.summary), on synthetic recorded runs."""
 
 from __future__ import annotations
 
@@ -25,21 +26,18 @@ from runs_fixtures import (
 )
 
 from sgdtop.schema import read_events
-from sgdtop.summary import (
+from sgdtop.stats import (
     STATUS_UNFINISHED,
     RunEvents,
-    RunSummary,
     eigenvalue_matrix,
     field_value,
-    fold_events,
     last_dense_spectrum,
-    load_summary,
-    save_summary,
     series,
     summarize,
     time_average,
     top_mean_abs,
 )
+from sgdtop.summary import RunSummary, fold_events, load_summary, save_summary
 
 SPECTRUM_STEPS = list(range(SPECTRUM_EVERY, STEPS + 1, SPECTRUM_EVERY))
 
@@ -217,9 +215,18 @@ def test_summary_survives_the_jsonl_codec(tmp_path: Path) -> None:
             assert va == vb, name
 
 
+def test_the_run_summary_imports_no_numpy() -> None:
+    code = ("import sys, sgdtop.summary, sgdtop.store, sgdtop.feed, sgdtop.logsink\n"
+            "assert 'numpy' not in sys.modules\n"
+            "from sgdtop.summary import RunEvents\n"  # the old home of the statistics
+            "import sgdtop.stats\n"
+            "assert RunEvents is sgdtop.stats.RunEvents\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_library_modules_import_no_torch_nor_matplotlib() -> None:
     code = (
-        "import sys, sgdtop.summary, sgdtop.compare, sgdtop.plot, sgdtop.export\n"
+        "import sys, sgdtop.summary, sgdtop.stats, sgdtop.compare, sgdtop.plot, sgdtop.export\n"
         "heavy = [m for m in ('torch', 'matplotlib', 'tensorboard', 'textual')"
         " if m in sys.modules]\n"
         "assert not heavy, heavy\n"
