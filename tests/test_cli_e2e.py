@@ -41,7 +41,7 @@ def test_smoke_run_writes_every_event_kind(smoke_run: SmokeRun) -> None:
     assert json.loads((run_dir / "profile.json").read_text())["name"] == "smoke"
     assert not (run_dir / PID_FILE).exists()
     # the headless log: a line per measurement with the paper's quantities
-    assert "ρ(H)" in proc.stderr and "κ30" in proc.stderr and "run completed" in proc.stderr
+    assert "ρ(H)" in proc.stderr and "κ₃₀" in proc.stderr and "run completed" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -169,7 +169,7 @@ def test_custom_factory_end_to_end(tmp_path: Path) -> None:
     events = read_events(run_dir / "events.jsonl").records
     spectra = [e for e in events if e.kind == "spectrum"]
     assert spectra and all(len(e.eigenvalues) == 5 for e in spectra)
-    assert events[-1]["status"] == "completed"
+    assert events[-1].status == "completed"
 
 
 def test_custom_factory_bad_spec_is_one_line(tmp_path: Path) -> None:
