@@ -208,7 +208,7 @@ def process_alive(pid: int) -> bool:
         return True  # no /proc (macOS): it exists
 
 
-def live_pid(run_dir: Path) -> int | None:
+def _live_pid_standin(run_dir: Path) -> int | None:
     """The pid of the run's live trainer, or None (``docs/design.md``, "Liveness").
 
     Stand-in with the signature of ``sgdtop.recorder.liveness.live_pid`` until that lands:
@@ -267,6 +267,11 @@ def _legacy_pid(run_dir: Path) -> int | None:
     # btime is whole seconds: allow 1 s of slack, less than any trainer's import time
     return pid if started is not None and started <= written + 1.0 else None
 
+
+try:  # the recorder's (the lock's owner); the stand-in goes once that is on main
+    from sgdtop.recorder.liveness import live_pid
+except ImportError:  # pragma: no cover - until the recorder lands
+    live_pid = _live_pid_standin
 
 #: Old name of :func:`live_pid`.
 trainer_pid = live_pid
