@@ -472,8 +472,9 @@ def show(
     run_dir = _resolve(run_ref, runs_dir)
     info = run_info(run_dir)
     s = info.summary
-    if s.newer is not None:
-        fail(newer_schema_message(run_dir / EVENTS_FILE, BadLine(*s.newer, newer=True)))
+    newer = s.newer_line()
+    if newer is not None:
+        fail(newer_schema_message(run_dir / EVENTS_FILE, newer))
     _warn_summary(run_dir, s)
     lines = [f"run      {info.run_id}", f"path     {run_dir}"]
     if s.model is not None:
@@ -505,8 +506,9 @@ def _warn_summary(run_dir: Path, summary: RunSummary) -> None:
     where), and a line written by a newer schema."""
     path = run_dir / EVENTS_FILE
     _warn_skipped(str(path), summary.skipped_lines(), total=summary.skipped)
-    if summary.newer is not None:
-        warn(newer_schema_message(path, BadLine(*summary.newer, newer=True)))
+    newer = summary.newer_line()
+    if newer is not None:
+        warn(newer_schema_message(path, newer))
 
 
 # --------------------------------------------------------------------- compare/plot/export

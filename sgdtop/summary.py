@@ -79,7 +79,8 @@ class RunSummary:
     first :data:`SUMMARY_EIGENVALUES`, ``last_k`` how many it had); ``test_acc`` is the
     last eval's test accuracy in [0, 1] (NaN for regression). ``skipped`` counts the lines
     that could not be read (``bad_lines``: the first few, as ``(line, reason)``);
-    ``newer`` the first line written by a newer schema, if any (``(line, reason)``).
+    ``newer`` the first line written by a newer schema, if any (``(line, version)``;
+    :meth:`newer_line` gives it as a BadLine).
     """
 
     run_id: str | None = None
@@ -110,7 +111,7 @@ class RunSummary:
     test_acc: float | None = None
     skipped: int = 0
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
-    newer: tuple[int, str] | None = None
+    newer: tuple[int, int | None] | None = None
 
     def update(self, rec: Record) -> None:
         """Fold one record in."""
@@ -143,7 +144,7 @@ class RunSummary:
         """Count one line that could not be read."""
         if bad.newer:
             if self.newer is None:
-                self.newer = (bad.line_no, bad.reason)
+                self.newer = (bad.line_no, bad.version)
             return
         self.skipped += 1
         if len(self.bad_lines) < SUMMARY_BAD_LINES:
@@ -182,14 +183,20 @@ class RunSummary:
             s.bad_lines = [(b[0], b[1]) for b in bad if isinstance(b, list) and len(b) == 2
                            and _int(b[0]) is not None and isinstance(b[1], str)]
         newer = data.get("newer")
-        if (isinstance(newer, list) and len(newer) == 2 and _int(newer[0]) is not None
-                and isinstance(newer[1], str)):
-            s.newer = (newer[0], newer[1])
+        if isinstance(newer, list) and len(newer) == 2 and _int(newer[0]) is not None:
+            s.newer = (newer[0], _int(newer[1]))
         return s
 
     def skipped_lines(self) -> list[BadLine]:
         """The remembered skipped lines as BadLines (for the one warning wording)."""
         return [BadLine(line_no=n, reason=r, newer=False) for n, r in self.bad_lines]
+
+    def newer_line(self) -> BadLine | None:
+        """The first newer-schema line as a BadLine (for its one-line message)."""
+        if self.newer is None:
+            return None
+        line_no, version = self.newer
+        return BadLine(line_no, "written by a newer schema", newer=True, version=version)
 
 
 def save_summary(run_dir: Path, summary: RunSummary, events_bytes: int, lines: int) -> None:

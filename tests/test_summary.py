@@ -295,6 +295,18 @@ def test_summary_from_hostile_json_never_raises() -> None:
         assert s.test_acc is None and s.last_eigenvalues == [] and s.newer is None
 
 
+def test_a_newer_schema_line_is_remembered_with_its_version(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    lines = _lines(d)
+    newer = lines[2].replace(b'"v": 1', b'"v": 7', 1)
+    (d / "events.jsonl").write_bytes(b"".join([*lines[:2], newer, *lines[3:]]))
+    s = fold_events(d / "events.jsonl")
+    assert s.newer == (3, 7) and s.skipped == 0
+    again = RunSummary.from_json(s.to_json())
+    bad = again.newer_line()
+    assert bad is not None and (bad.line_no, bad.version, bad.newer) == (3, 7, True)
+
+
 def test_a_cut_last_line_is_not_counted_as_bad(tmp_path: Path) -> None:
     d = _run_dir(tmp_path)
     data = (d / "events.jsonl").read_bytes()
