@@ -542,7 +542,7 @@ def compare(
     _check_axis(axis)
     from sgdtop.compare import build_report, render_text
 
-    report = build_report(_runs_events(run_refs, runs_dir), axis=axis)  # type: ignore[arg-type]
+    report = build_report(_runs_events(run_refs, runs_dir), axis=axis)
     if not use_tui(log, False):
         print(render_text(report, max_rows=rows))
         return
@@ -700,7 +700,7 @@ def plot(
     else:
         runs = _runs_events(run_refs, runs_dir)
     try:
-        path = plot_mod.plot_runs(runs, out, kind, axis=axis)  # type: ignore[arg-type]
+        path = plot_mod.plot_runs(runs, out, kind, axis=axis)
     except (plot_mod.PlotUnavailableError, plot_mod.PlotDataError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:

@@ -108,7 +108,8 @@ class EventFeed(Protocol):
       :meth:`EndReason.describe`.
     """
 
-    bad_lines: list[BadLine]
+    @property
+    def bad_lines(self) -> list[BadLine]: ...
 
     @property
     def source(self) -> str: ...

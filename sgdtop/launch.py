@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Final
 
-from sgdtop.feed import EndKind, EndReason, LineSplitter, ended_reason
+from sgdtop.feed import EVENTS_FILE, EndKind, EndReason, LineSplitter, ended_reason
 from sgdtop.profile import Profile
 from sgdtop.schema import BadLine, Record, RunEnd
-from sgdtop.store import EVENTS_FILE, new_run_id
+from sgdtop.store import new_run_id
 
 STOP_GRACE_S: Final[float] = 15.0
 _EOF: Final[object] = object()

@@ -35,6 +35,13 @@ from sgdtop.schema import encode as encode_record
 from sgdtop.schema.wire import WireError, parse_json
 from sgdtop.summary import RunSummary, _int, _num, load_summary
 
+__all__ = [
+    "EVENTS_FILE", "LOCK_FILE", "PID_FILE", "PROFILE_FILE", "RUNS_ENV", "EventWriter",
+    "RunFollower", "RunInfo", "RunNotFoundError", "check_writable", "create_run_dir",
+    "list_run_dirs", "live_pid", "match_id", "new_run_id", "process_alive", "read_run",
+    "resolve_run", "run_info", "runs_root", "trainer_pid",
+]
+
 PROFILE_FILE: Final[str] = "profile.json"
 PID_FILE: Final[str] = "trainer.pid"  #: written by trainers from before trainer.lock
 LOCK_FILE: Final[str] = "trainer.lock"  #: held (flock) by the live trainer
@@ -269,7 +276,9 @@ def _legacy_pid(run_dir: Path) -> int | None:
 
 
 try:  # the recorder's (the lock's owner); the stand-in goes once that is on main
-    from sgdtop.recorder.liveness import live_pid
+    from sgdtop.recorder.liveness import (  # type: ignore[import-untyped,unused-ignore]
+        live_pid,
+    )
 except ImportError:  # pragma: no cover - until the recorder lands
     live_pid = _live_pid_standin
 
