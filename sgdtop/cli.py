@@ -228,6 +228,7 @@ def run(
                 feed.close()
                 for line in feed.early_output:  # the TUI owned the terminal meanwhile
                     sys.stderr.write(line + "\n")
+            feed.wait_drained()
             end = feed.end or EndReason(EndKind.EXITED, code=feed.returncode)
         else:
             end = _headless_live(feed, json_out)

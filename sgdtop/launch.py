@@ -100,7 +100,20 @@ class TrainerProcess:
 
     @property
     def end(self) -> EndReason | None:
+        """Why the stream ended; also once the trainer has exited when the iteration was
+        abandoned (the TUI quit first): by what the pipe reader saw."""
+        if self._end is None and self.proc.poll() is not None and not self._events.is_alive():
+            self._end = self._ending(self.proc.returncode)
         return self._end
+
+    def _ending(self, code: int) -> EndReason:
+        if self._newer is not None:
+            return EndReason(EndKind.NEWER_SCHEMA, code=code, bad=self._newer,
+                             source=self.source)
+        if self._run_end is not None:
+            return EndReason(EndKind.RUN_END, code=code, run_end=self._run_end,
+                             source=self.source)
+        return EndReason(EndKind.EXITED, code=code, source=self.source)
 
     @property
     def ended_reason(self) -> str | None:
@@ -121,14 +134,7 @@ class TrainerProcess:
             yield item  # type: ignore[misc]
         code = self.proc.wait()
         self._output.join(timeout=5)
-        if self._newer is not None:
-            self._end = EndReason(EndKind.NEWER_SCHEMA, code=code, bad=self._newer,
-                                  source=self.source)
-        elif self._run_end is not None:
-            self._end = EndReason(EndKind.RUN_END, code=code, run_end=self._run_end,
-                                  source=self.source)
-        else:
-            self._end = EndReason(EndKind.EXITED, code=code, source=self.source)
+        self._end = self._ending(code)
 
     def stop(self, signum: int = signal.SIGINT) -> None:
         """Ask the trainer to stop cleanly (SIGINT by default; SIGTERM when our stdout was
@@ -156,6 +162,11 @@ class TrainerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
                 self.proc.wait()
+
+    def wait_drained(self, timeout: float = 5.0) -> None:
+        """Wait (at most ``timeout`` s) until the event pipe has been read to its end, so
+        :attr:`end` knows whether ``run_end`` came (after :meth:`close`)."""
+        self._events.join(timeout=timeout)
 
     @property
     def returncode(self) -> int | None:
