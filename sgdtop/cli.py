@@ -1,36 +1,44 @@
 """The command line: ``sgdtop run | replay | watch | stop | runs | show | profiles``.
 
 Every bad input ends with one line ``sgdtop: error: ...`` on stderr and exit code 2.
-Exit codes of ``run``: 0 completed, 130 interrupted, 3 diverged, 1 failed, 2 bad input.
+Exit codes of ``run``: 0 completed, 130 interrupted, 3 diverged, 1 failed, 2 bad input,
+141 standard output closed (``--json | head``; see :data:`EXIT_CLOSED_STDOUT`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from sgdtop import profile as profile_mod
-from sgdtop.events import Event, SchemaVersionError
+from sgdtop.feed import EndKind, EndReason, EventFeed, ReplayFeed, drain, skipped_lines_warning
+from sgdtop.schema import BadLine, Record, RunEnd, RunStart, newer_schema_message
 from sgdtop.store import (
+    EVENTS_FILE,
     RunFollower,
     RunNotFoundError,
     check_writable,
     list_run_dirs,
+    live_pid,
     process_alive,
     read_run,
     resolve_run,
     run_info,
     runs_root,
-    trainer_pid,
 )
+from sgdtop.summary import RunSummary
+
+if TYPE_CHECKING:
+    from sgdtop.launch import TrainerProcess
 
 app = typer.Typer(
     name="sgdtop",
@@ -42,7 +50,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+#: Exit code of ``run`` by its run_end status.
 RUN_EXIT: dict[str, int] = {"completed": 0, "interrupted": 130, "diverged": 3, "failed": 1}
+#: Exit code when our standard output was closed (``sgdtop run --json | head -3``): the
+#: trainer is stopped cleanly and we exit quietly with 128 + SIGPIPE, the status every
+#: Unix tool ended by a closed pipe reports — so ``set -o pipefail`` scripts see what they
+#: see for ``yes | head``, and the run (stopped early, not completed) is not reported as 0.
+EXIT_CLOSED_STDOUT: int = 128 + signal.SIGPIPE
 
 RunsDirOpt = Annotated[Path | None, typer.Option(
     "--runs-dir", help="Where runs are saved (default: $SGDTOP_RUNS_DIR or ./runs).")]
@@ -75,15 +89,67 @@ def _resolve(ref: str, runs_dir: Path | None) -> Path:
         fail(str(exc))
 
 
-def _read(run_dir: Path) -> list[Event]:
-    try:
-        result = read_run(run_dir)
-    except SchemaVersionError as exc:
-        fail(f"{run_dir}: {exc}")
-    for bad in result.bad_lines:
-        sys.stderr.write(f"sgdtop: warning: {run_dir.name}/events.jsonl line {bad.lineno} "
-                         f"skipped: {bad.reason}\n")
-    return result.events
+def warn(message: str) -> None:
+    """One ``sgdtop: warning: ...`` line on stderr."""
+    sys.stderr.write(f"sgdtop: warning: {message}\n")
+    sys.stderr.flush()
+
+
+def _warn_skipped(source: str, bad_lines: list[BadLine], total: int | None = None) -> None:
+    """The one wording for skipped lines (how many, and where), if any were."""
+    text = skipped_lines_warning(source, bad_lines, total=total)
+    if text is not None:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _read(run_dir: Path) -> list[Record]:
+    """Every record of a saved run; skipped lines are one warning, a newer-schema line
+    one error naming the file and line."""
+    result = read_run(run_dir)
+    path = run_dir / EVENTS_FILE
+    newer = next((bad for bad in result.bad_lines if bad.newer), None)
+    if newer is not None:
+        fail(newer_schema_message(path, newer))
+    _warn_skipped(str(path), result.bad_lines)
+    return result.records
+
+
+def _quiet_stdout() -> None:
+    """Our stdout was closed: send what is left of it to /dev/null, so the interpreter's
+    final flush raises no second BrokenPipeError."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _headless(feed: EventFeed, json_out: bool, *,
+              hold: Callable[[Record], bool] | None = None,
+              on_closed_stdout: Callable[[], object] | None = None) -> EndReason:
+    """Drain ``feed`` into the headless sinks (``--json`` lines on stdout, the log on
+    stderr) with the one drain loop; report how it ended and the skipped lines.
+    ``hold(record)`` True keeps a record from the sinks (live: a refusal before
+    run_start). A newer-schema line is one error line (exit 2)."""
+    from sgdtop.logsink import LogSink, write_json
+
+    sink = LogSink()
+
+    def handle(rec: Record) -> None:
+        if hold is not None and hold(rec):
+            return
+        if json_out:
+            write_json(rec)
+        sink.handle(rec)
+
+    end = drain(feed, handle, on_closed_stdout=on_closed_stdout)
+    if end.kind is EndKind.CLOSED_STDOUT:
+        _quiet_stdout()
+        return end
+    sink.handle_end(end)
+    _warn_skipped(feed.source, feed.bad_lines)
+    if end.kind is EndKind.NEWER_SCHEMA:
+        fail(end.describe())
+    return end
 
 
 # --------------------------------------------------------------------------------------- run
@@ -145,41 +211,58 @@ def run(
 
     # Signals are taken over before the trainer exists: a Ctrl+C or SIGTERM at any moment
     # then stops the trainer cleanly instead of killing this process and leaving the
-    # trainer (in its own session) running. A second one kills the trainer.
+    # trainer (in its own session) running. A second one kills the trainer — unless it
+    # already sent run_end and is exiting by itself.
     stopper = _Stopper()
     old = {s: signal.signal(s, stopper.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    tui = use_tui(log, json_out)
     try:
-        feed = launch.TrainerProcess(prof, root)
+        feed = launch.TrainerProcess(prof, root, echo=None if tui else sys.stderr)
         stopper.attach(feed)
-        if use_tui(log, json_out):
+        if tui:
             from sgdtop.tui.run import run_live
 
             try:
                 run_live(feed, quit_when_ended=lambda: stopper.terminated)
             finally:
                 feed.close()
+                for line in feed.early_output:  # the TUI owned the terminal meanwhile
+                    sys.stderr.write(line + "\n")
+            feed.wait_drained()
+            end = feed.end or EndReason(EndKind.EXITED, code=feed.returncode)
         else:
-            _headless_live(feed, json_out)
+            end = _headless_live(feed, json_out)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    code = feed.returncode
-    if code is None:
-        code = 1
-    raise typer.Exit(code if code >= 0 else 1)
+    raise typer.Exit(_run_exit_code(end, stopped_by_user=stopper.count > 0))
+
+
+def _run_exit_code(end: EndReason, *, stopped_by_user: bool) -> int:
+    """``run``'s exit code: by the run_end status (130 whenever it ended interrupted); a
+    closed stdout :data:`EXIT_CLOSED_STDOUT`; a trainer that ended without run_end 130
+    if the user stopped it, else its exit code (1 when it was killed by a signal)."""
+    if end.kind is EndKind.CLOSED_STDOUT:
+        return EXIT_CLOSED_STDOUT
+    if end.status is not None:
+        return RUN_EXIT.get(end.status, 1)
+    if stopped_by_user:
+        return RUN_EXIT["interrupted"]
+    return end.code if end.code is not None and end.code > 0 else 1
 
 
 class _Stopper:
     """SIGINT/SIGTERM handler for a live run: the first signal asks the trainer to stop
-    (it finishes the step and writes run_end), a second kills it. A signal that comes
-    before the trainer is spawned is held and delivered on :meth:`attach`."""
+    (it finishes the step and writes run_end), a second kills it unless its run_end has
+    already arrived. A signal that comes before the trainer is spawned is held and
+    delivered on :meth:`attach`."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.feed: Any = None
+        self.feed: TrainerProcess | None = None
         self.terminated = False  # a SIGTERM came: the live view quits once the run ends
 
-    def attach(self, feed: Any) -> None:
+    def attach(self, feed: TrainerProcess) -> None:
         self.feed = feed
         if self.count:
             feed.stop()
@@ -199,44 +282,31 @@ class _Stopper:
                 self.feed.kill()
 
 
-def _headless_live(feed: Any, json_out: bool) -> None:
-    """Drain a live trainer into the log sink (signals: see :class:`_Stopper`)."""
-    from sgdtop.logsink import LogSink, write_json
-
-    sink = LogSink()
+def _headless_live(feed: TrainerProcess, json_out: bool) -> EndReason:
+    """Drain a live trainer into the headless sinks (signals: see :class:`_Stopper`). A
+    run_end before run_start (the input was refused before training) is one error line
+    with the trainer's exit code."""
     started = False
-    early_end: Event | None = None
-    try:
-        for ev in feed:
-            if ev.kind == "run_start":
-                started = True
-            if ev.kind == "run_end" and not started:
-                early_end = ev  # refused before training: reported as one error line
-                continue
-            if json_out:
-                write_json(ev)
-            sink.handle(ev)
-        if feed.ended_reason:
-            sink.handle_end_without_run_end(feed.ended_reason)
-    finally:
-        feed.close()
-    if early_end is not None:
+    refused: RunEnd | None = None
+
+    def hold(rec: Record) -> bool:
+        nonlocal started, refused
+        if isinstance(rec, RunStart):
+            started = True
+        if isinstance(rec, RunEnd) and not started:
+            refused = rec
+            return True
+        return False
+
+    end = _headless(feed, json_out, hold=hold,
+                    on_closed_stdout=lambda: feed.stop(signal.SIGTERM))
+    if refused is not None and end.kind is not EndKind.CLOSED_STDOUT:
         code = feed.returncode
-        fail(str(early_end["message"]), code=code if code and code > 0 else 1)
+        fail(refused.message, code=code if code and code > 0 else 1)
+    return end
 
 
 # ------------------------------------------------------------------------------ replay/watch
-def _timed(events: list[Event], speed: float) -> Iterator[Event]:
-    import time
-
-    prev: float | None = None
-    for ev in events:
-        if prev is not None and ev.t > prev:
-            time.sleep(min((ev.t - prev) / speed, 5.0))
-        prev = ev.t
-        yield ev
-
-
 @app.command()
 def replay(
     run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, prefix, path or latest.")],
@@ -251,23 +321,27 @@ def replay(
     if speed is not None and not (speed > 0 and math.isfinite(speed)):
         fail(f"--speed must be a positive number, got {speed}")
     run_dir = _resolve(run_ref, runs_dir)
-    events = _read(run_dir)
-    if use_tui(log, json_out):
+    if use_tui(log, json_out):  # the TUI seeks: it holds the whole run
         from sgdtop.tui.run import run_replay
 
-        run_replay(events, run_dir=run_dir, speed=speed or 1.0, instant=instant)
+        run_replay(_read(run_dir), run_dir=run_dir, speed=speed or 1.0, instant=instant)
         return
-    from sgdtop.logsink import LogSink, write_json
+    feed = ReplayFeed.from_file(run_dir / EVENTS_FILE, run_dir=run_dir,
+                                speed=None if instant else speed)
+    _stop_on_signals(feed)
+    end = _headless(feed, json_out)
+    if end.kind is EndKind.CLOSED_STDOUT:
+        raise typer.Exit(EXIT_CLOSED_STDOUT)
 
-    stream: Iterable[Event] = events if instant or speed is None else _timed(events, speed)
-    sink = LogSink()
-    for ev in stream:
-        if json_out:
-            write_json(ev)
-        sink.handle(ev)
-    if not any(ev.kind == "run_end" for ev in events):
-        sink.handle_end_without_run_end("the run has no run_end (still running, or its "
-                                        "trainer died)")
+
+def _stop_on_signals(feed: EventFeed) -> None:
+    """SIGINT/SIGTERM end a watch or replay feed (the stream then ends STOPPED)."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        feed.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 @app.command()
@@ -284,24 +358,14 @@ def watch(
         from sgdtop.tui.run import run_watch
 
         run_watch(feed)
+        _warn_skipped(feed.source, feed.bad_lines)
+        if feed.end is not None and feed.end.kind is EndKind.NEWER_SCHEMA:
+            fail(feed.end.describe())
         return
-    from sgdtop.logsink import LogSink, write_json
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        feed.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    sink = LogSink()
-    try:
-        for ev in feed:
-            if json_out:
-                write_json(ev)
-            sink.handle(ev)
-    except SchemaVersionError as exc:
-        fail(f"{run_dir}: {exc}")
-    if feed.ended_reason and feed.ended_reason != "stopped following":
-        sink.handle_end_without_run_end(feed.ended_reason)
+    _stop_on_signals(feed)
+    end = _headless(feed, json_out)
+    if end.kind is EndKind.CLOSED_STDOUT:
+        raise typer.Exit(EXIT_CLOSED_STDOUT)
 
 
 @app.command()
@@ -314,15 +378,20 @@ def stop(
     import time
 
     run_dir = _resolve(run_ref, runs_dir)
-    pid = trainer_pid(run_dir)
+    pid = live_pid(run_dir)  # a pid that holds the run's trainer lock: never a stranger
     if pid is None:
         fail(f"run {run_dir.name} has no running trainer")
-    os.kill(pid, signal.SIGINT)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and process_alive(pid):
+    while time.monotonic() < deadline and live_pid(run_dir) is not None:
         time.sleep(0.1)
-    if process_alive(pid):
+    if live_pid(run_dir) is not None:
         fail(f"the trainer (pid {pid}) is still running after {wait:g} s", code=1)
+    # it let go of the run; give its process a moment to be gone too (never signalled)
+    exit_by = time.monotonic() + 5.0
+    while time.monotonic() < exit_by and process_alive(pid):
+        time.sleep(0.05)
     print(f"stopped run {run_dir.name}")
 
 
@@ -335,7 +404,7 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
 
     from sgdtop import sweep as sweep_mod
     from sgdtop.compare import format_value
-    from sgdtop.logsink import fmt
+    from sgdtop.format import UNKNOWN, number, percent
 
     root = _root(runs_dir)
     dirs = list_run_dirs(root)
@@ -383,11 +452,12 @@ def runs_cmd(runs_dir: RunsDirOpt = None) -> None:
                                                           "test acc") else "left")
     for d in dirs:
         info = run_info(d)
+        _warn_summary(d, info.summary)
         acc = info.test_acc
-        table.add_row(info.run_id, info.model, info.dataset, fmt(info.lr, ".3g"),
-                      str(info.batch_size or "-"), fmt(info.momentum, ".2g"), info.status,
-                      f"{info.steps:,}", fmt(info.spectral_norm),
-                      "-" if acc is None or not math.isfinite(acc) else f"{100 * acc:.1f}%")
+        table.add_row(info.run_id, info.model, info.dataset, number(info.lr, 3),
+                      str(info.batch_size or UNKNOWN), number(info.momentum, 2), info.status,
+                      f"{info.steps:,}", number(info.spectral_norm),
+                      UNKNOWN if acc is None or not math.isfinite(acc) else percent(100 * acc))
     console.print(table)
     print_sweeps()
 
@@ -398,42 +468,53 @@ def show(
     runs_dir: RunsDirOpt = None,
 ) -> None:
     """Summarise one run: settings, status, last measurement."""
-    from sgdtop.logsink import fmt, fmt_duration
+    from sgdtop.format import duration, kappa_label, number, percent
 
     run_dir = _resolve(run_ref, runs_dir)
     info = run_info(run_dir)
-    events = _read(run_dir)
-    start = next((e for e in events if e.kind == "run_start"), None)
-    end = next((e for e in reversed(events) if e.kind == "run_end"), None)
-    spectra = [e for e in events if e.kind == "spectrum"]
+    s = info.summary
+    newer = s.newer_line()
+    if newer is not None:
+        fail(newer_schema_message(run_dir / EVENTS_FILE, newer))
+    _warn_summary(run_dir, s)
     lines = [f"run      {info.run_id}", f"path     {run_dir}"]
-    if start is not None:
-        lines.append(f"model    {start['model']} ({start['num_params']:,} params) on "
-                     f"{start['dataset']}, device {start['device']}")
-        lines.append(f"SGD      η={fmt(start['lr'])} S={start['batch_size']} "
-                     f"β={fmt(start['momentum'])} L2={fmt(start['weight_decay'])} "
-                     f"epochs={start['epochs']}")
-        lines.append(f"probe    {start['probe_size']:,} examples, top-{start['k']}")
-    lines.append(f"status   {info.status}" + (f": {end['message']}" if end is not None else ""))
-    if end is not None:
-        lines.append(f"time     {fmt_duration(float(end['seconds']))}, {end['steps']:,} steps")
-    lines.append(f"spectra  {len(spectra)} measurements")
-    if spectra:
-        last = spectra[-1]
-        eig = " ".join(fmt(v, ".4g") for v in list(last["eigenvalues"])[:10])
-        lines.append(f"last     step {last.step}: ρ(H) {fmt(last['spectral_norm'])}, "
-                     f"κ{len(last['eigenvalues'])} {fmt(last['cond_k'])}, "
-                     f"η·λ₁ {fmt(last['eta_lambda1'], '.3g')} (limit "
-                     f"{fmt(2 * (1 + float(last['momentum'])), '.3g')})")
+    if s.model is not None:
+        lines.append(f"model    {s.model} ({s.num_params or 0:,} params) on "
+                     f"{s.dataset}, device {s.device}")
+        lines.append(f"SGD      η={number(s.lr)} S={s.batch_size} "
+                     f"β={number(s.momentum)} L2={number(s.weight_decay)} "
+                     f"epochs={s.epochs}")
+        lines.append(f"probe    {s.probe_size or 0:,} examples, top-{s.k}")
+    ended = s.status is not None
+    lines.append(f"status   {info.status}" + (f": {s.end_message}" if ended else ""))
+    if ended:
+        lines.append(f"time     {duration(s.end_seconds or 0.0)}, {s.end_steps or 0:,} steps")
+    lines.append(f"spectra  {s.n_spectra} measurements")
+    if s.n_spectra:
+        eig = " ".join(number(v, 4) for v in s.last_eigenvalues[:10])
+        limit = 2 * (1 + s.last_momentum) if s.last_momentum is not None else None
+        lines.append(f"last     step {s.last_step}: ρ(H) {number(s.last_spectral_norm)}, "
+                     f"{kappa_label(s.last_k)} {number(s.last_cond_k)}, "
+                     f"η·λ₁ {number(s.last_eta_lambda1, 3)} (limit {number(limit, 3)})")
         lines.append(f"top-10   {eig}")
     if info.test_acc is not None:
-        lines.append(f"test acc {fmt(100 * info.test_acc, '.1f')}%")
+        lines.append(f"test acc {percent(100 * info.test_acc)}")
     print("\n".join(lines))
+
+
+def _warn_summary(run_dir: Path, summary: RunSummary) -> None:
+    """What a run's summary says about unreadable lines: the skipped ones (how many, and
+    where), and a line written by a newer schema."""
+    path = run_dir / EVENTS_FILE
+    _warn_skipped(str(path), summary.skipped_lines(), total=summary.skipped)
+    newer = summary.newer_line()
+    if newer is not None:
+        warn(newer_schema_message(path, newer))
 
 
 # --------------------------------------------------------------------- compare/plot/export
 def _runs_events(refs: list[str], runs_dir: Path | None) -> list[Any]:
-    from sgdtop.summary import RunEvents
+    from sgdtop.stats import RunEvents
 
     out = []
     for ref in refs:
@@ -462,7 +543,7 @@ def compare(
     _check_axis(axis)
     from sgdtop.compare import build_report, render_text
 
-    report = build_report(_runs_events(run_refs, runs_dir), axis=axis)  # type: ignore[arg-type]
+    report = build_report(_runs_events(run_refs, runs_dir), axis=axis)
     if not use_tui(log, False):
         print(render_text(report, max_rows=rows))
         return
@@ -611,7 +692,7 @@ def plot(
         fail(f"--kind must be one of {', '.join(plot_mod.PLOT_KINDS)}, sweep; got {kind!r}")
     if sweep_dir is not None:  # `sgdtop plot SWEEP --kind cond`: the sweep's runs
         from sgdtop import sweep as sweep_mod
-        from sgdtop.summary import RunEvents
+        from sgdtop.stats import RunEvents
 
         dirs = sweep_mod.cell_run_dirs(sweep_mod.load_sweep(sweep_dir))
         if not dirs:
@@ -620,7 +701,7 @@ def plot(
     else:
         runs = _runs_events(run_refs, runs_dir)
     try:
-        path = plot_mod.plot_runs(runs, out, kind, axis=axis)  # type: ignore[arg-type]
+        path = plot_mod.plot_runs(runs, out, kind, axis=axis)
     except (plot_mod.PlotUnavailableError, plot_mod.PlotDataError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:

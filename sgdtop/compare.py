@@ -25,7 +25,7 @@ from sgdtop.summary import (
     AXIS_LABELS,
     Axis,
     RunEvents,
-    RunSummary,
+    RunStats,
     Weighting,
     series,
     summarize,
@@ -90,7 +90,7 @@ class CompareReport:
     differ, and each metric aligned on ``axis``."""
 
     axis: Axis
-    summaries: list[RunSummary]
+    summaries: list[RunStats]
     differing: list[str]
     series: dict[str, AlignedSeries] = field(default_factory=dict)
 
@@ -139,7 +139,7 @@ def align(
     )
 
 
-def differing_settings(summaries: Sequence[RunSummary]) -> list[str]:
+def differing_settings(summaries: Sequence[RunStats]) -> list[str]:
     """The setting names (model, dataset, lr, ...) whose values are not all equal."""
     out = []
     for key, _ in SETTINGS:
@@ -195,7 +195,7 @@ def _pct(x: float | None) -> float | None:
 _SUBSCRIPT: Final[dict[int, int]] = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
-def _k_label(summaries: Sequence[RunSummary]) -> str:
+def _k_label(summaries: Sequence[RunStats]) -> str:
     """``κ₃₀`` when all runs computed the same k, else ``κ_k``."""
     ks = {s.k for s in summaries}
     if len(ks) == 1:
@@ -206,11 +206,11 @@ def _k_label(summaries: Sequence[RunSummary]) -> str:
 
 
 def _summary_spec(
-    summaries: Sequence[RunSummary],
-) -> list[tuple[str, str | None, Callable[[RunSummary], str]]]:
+    summaries: Sequence[RunStats],
+) -> list[tuple[str, str | None, Callable[[RunStats], str]]]:
     """(row label, setting key or None, cell formatter) for each row of the table."""
     k_label = _k_label(summaries)
-    rows: list[tuple[str, str | None, Callable[[RunSummary], str]]] = [
+    rows: list[tuple[str, str | None, Callable[[RunStats], str]]] = [
         (label, key, (lambda s, key=key: format_value(s.settings()[key])))
         for key, label in SETTINGS
     ]

@@ -43,7 +43,7 @@ from sgdtop.summary import (
     AXIS_LABELS,
     Axis,
     RunEvents,
-    RunSummary,
+    RunStats,
     eigenvalue_matrix,
     last_dense_spectrum,
     series,
@@ -132,7 +132,7 @@ def _finite_or_nan(y: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(y), y, np.nan)
 
 
-def run_labels(runs: Sequence[RunEvents], summaries: Sequence[RunSummary]) -> list[str]:
+def run_labels(runs: Sequence[RunEvents], summaries: Sequence[RunStats]) -> list[str]:
     """Legend labels: the settings in which the runs differ (``η=0.1, S=128``), else
     the run names; the name is appended where two labels would be equal."""
     differing = differing_settings(summaries) if len(runs) > 1 else []
@@ -153,7 +153,7 @@ def run_labels(runs: Sequence[RunEvents], summaries: Sequence[RunSummary]) -> li
     return labels
 
 
-def run_colors(summaries: Sequence[RunSummary]) -> list[Any]:
+def run_colors(summaries: Sequence[RunStats]) -> list[Any]:
     """One color per run: by η from red (highest) to blue (lowest) on a log scale when
     the runs' learning rates differ, else matplotlib's default cycle."""
     lrs = [s.lr for s in summaries]
@@ -169,7 +169,7 @@ def run_colors(summaries: Sequence[RunSummary]) -> list[Any]:
     return cycle
 
 
-def _styled(runs: Sequence[RunEvents]) -> tuple[list[RunSummary], list[Any], list[str]]:
+def _styled(runs: Sequence[RunEvents]) -> tuple[list[RunStats], list[Any], list[str]]:
     """Each run's summary, color (by η) and legend label (what differs)."""
     summaries = [summarize(r) for r in runs]
     return summaries, run_colors(summaries), run_labels(runs, summaries)
@@ -218,7 +218,7 @@ def _has_finite(runs: Sequence[RunEvents], field: str, kind: str) -> bool:
     )
 
 
-def _k_of(runs: Sequence[RunEvents], summaries: Sequence[RunSummary]) -> str:
+def _k_of(runs: Sequence[RunEvents], summaries: Sequence[RunStats]) -> str:
     ks = {s.k for s in summaries}
     if len(ks) == 1 and None not in ks:
         return str(ks.pop())

@@ -1,30 +1,28 @@
-"""Run directories: list, resolve, read (replay) and follow (watch) them. Writing them is
-the recorder's (:mod:`sgdtop.recorder`; its names are re-exported here for the CLI).
+"""Run directories: write (one writer: the trainer), list, resolve, read (replay),
+follow (watch) them and tell whether their trainer is live.
 
 A run directory ``<runs>/<run id>/`` holds
 
 - ``events.jsonl``: the event stream (:mod:`sgdtop.events`), one flushed line per event;
 - ``profile.json``: the resolved profile the run used;
-- ``trainer.lock``: the trainer's liveness lock, held while it runs
-  (:mod:`sgdtop.recorder.liveness`).
+- ``summary.json``: what ``sgdtop runs`` shows, covering a prefix of the events
+  (:mod:`sgdtop.summary`);
+- ``trainer.lock``: holds the trainer's pid; the live trainer holds an exclusive ``flock``
+  on it (:func:`live_pid`).
 
 Nothing in a run directory is ever unpickled. Standard library only.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from sgdtop.events import Event, EventError, ReadResult, decode, read_events
+from sgdtop.feed import FileFeed
 from sgdtop.recorder.liveness import LOCK_FILE, live_pid
 from sgdtop.recorder.rundir import (
     EVENTS_FILE,
@@ -34,10 +32,18 @@ from sgdtop.recorder.rundir import (
     new_run_id,
 )
 from sgdtop.recorder.writer import EventWriter
+from sgdtop.schema import ReadResult, read_events
+from sgdtop.schema.wire import WireError, parse_json
+from sgdtop.summary import RunSummary, _int, _num, load_summary
 
-__all__ = ["EVENTS_FILE", "LOCK_FILE", "PROFILE_FILE", "EventWriter", "check_writable",
-           "create_run_dir", "new_run_id"]  # re-exported for the CLI and launch
+__all__ = [
+    "EVENTS_FILE", "LOCK_FILE", "PID_FILE", "PROFILE_FILE", "RUNS_ENV", "EventWriter",
+    "RunFollower", "RunInfo", "RunNotFoundError", "check_writable", "create_run_dir",
+    "list_run_dirs", "live_pid", "match_id", "new_run_id", "process_alive", "read_run",
+    "resolve_run", "run_info", "runs_root", "trainer_pid",
+]
 
+PID_FILE: Final[str] = "trainer.pid"  #: written by trainers from before trainer.lock
 RUNS_ENV: Final[str] = "SGDTOP_RUNS_DIR"
 _ID_RE: Final[re.Pattern[str]] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -109,10 +115,11 @@ def list_run_dirs(root: Path) -> list[Path]:
 
 
 def read_run(run_dir: Path) -> ReadResult:
-    """All events of a run (see :func:`sgdtop.events.read_events`)."""
+    """All records of a run (see :func:`sgdtop.schema.read_events`); none when the run
+    has no events file yet."""
     path = run_dir / EVENTS_FILE
     if not path.is_file():
-        return ReadResult(events=[], bad_lines=[], truncated_tail=False)
+        return ReadResult(records=[], bad_lines=[], truncated_tail=False)
     return read_events(path)
 
 
@@ -131,10 +138,8 @@ def process_alive(pid: int) -> bool:
         return True  # no /proc (macOS): it exists
 
 
-def trainer_pid(run_dir: Path) -> int | None:
-    """The pid of the process holding the run's trainer lock, else None
-    (:func:`sgdtop.recorder.liveness.live_pid`)."""
-    return live_pid(run_dir)
+#: Old name of :func:`live_pid`.
+trainer_pid = live_pid
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,111 +153,54 @@ class RunInfo:
     lr: float | None
     batch_size: int | None
     momentum: float | None
-    status: str  # run_end status, "running", or "died" (no run_end, no live trainer)
+    status: str  # run_end status, "running", "died" (no run_end, no live trainer),
+    #              or "unreadable" (written by a newer schema)
     steps: int
     spectral_norm: float | None  # ρ(H) of the last spectrum event
     test_acc: float | None  # of the last eval event
     started: str  # local time of the run start, from the id
+    summary: RunSummary
 
 
-def run_info(run_dir: Path) -> RunInfo:
-    """Summarise a run directory from its events (and profile.json where events lack)."""
-    result = read_run(run_dir)
-    prof: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        prof = json.loads((run_dir / PROFILE_FILE).read_text(encoding="utf-8"))
-    status = "died"
-    steps = 0
-    rho: float | None = None
-    acc: float | None = None
-    for ev in result.events:
-        if ev.step is not None:
-            steps = max(steps, ev.step)
-        if ev.kind == "spectrum":
-            rho = float(ev["spectral_norm"])
-        elif ev.kind == "eval":
-            acc = float(ev["test_acc"])
-        elif ev.kind == "run_end":
-            status = str(ev["status"])
-            steps = max(steps, int(ev["steps"]))
-    if status == "died" and trainer_pid(run_dir) is not None:
-        status = "running"
+def _profile(run_dir: Path) -> dict[str, object]:
+    """profile.json as a dict; {} when missing, unreadable or not a JSON object."""
+    try:
+        prof = parse_json((run_dir / PROFILE_FILE).read_bytes())
+    except (OSError, WireError):
+        return {}
+    return prof if isinstance(prof, dict) else {}
+
+
+def run_info(run_dir: Path, summary: RunSummary | None = None) -> RunInfo:
+    """Describe a run directory from its summary (:func:`sgdtop.summary.load_summary`)
+    and profile.json where the events lack; never raises for what is in the files."""
+    s = summary if summary is not None else load_summary(run_dir)
+    prof = _profile(run_dir)
+    if s.newer is not None:
+        status = "unreadable"
+    elif s.status is not None:
+        status = s.status
+    else:
+        status = "running" if live_pid(run_dir) is not None else "died"
     m = re.match(r"(\d{8})-(\d{6})", run_dir.name)
     started = (f"{m[1][:4]}-{m[1][4:6]}-{m[1][6:]} {m[2][:2]}:{m[2][2:4]}" if m else "")
+    model = prof.get("model")
+    dataset = prof.get("dataset")
     return RunInfo(
-        run_id=run_dir.name, path=run_dir, model=str(prof.get("model", "?")),
-        dataset=str(prof.get("dataset", "?")), lr=prof.get("lr"),
-        batch_size=prof.get("batch_size"), momentum=prof.get("momentum"), status=status,
-        steps=steps, spectral_norm=rho, test_acc=acc, started=started,
+        run_id=run_dir.name, path=run_dir,
+        model=model if isinstance(model, str) else s.model or "?",
+        dataset=dataset if isinstance(dataset, str) else s.dataset or "?",
+        lr=_num(prof.get("lr")) if "lr" in prof else s.lr,
+        batch_size=_int(prof.get("batch_size")) if "batch_size" in prof else s.batch_size,
+        momentum=_num(prof.get("momentum")) if "momentum" in prof else s.momentum,
+        status=status, steps=s.steps, spectral_norm=s.last_spectral_norm,
+        test_acc=s.test_acc, started=started, summary=s,
     )
 
 
-class RunFollower:
-    """Follows a growing ``events.jsonl`` (:class:`sgdtop.feed.EventFeed`): yields every
-    event already written, then new ones as they are appended, and ends at ``run_end`` —
-    or when the trainer is gone and the file stopped growing (``ended_reason`` says so).
-
-    Only complete lines are decoded; a partial last line waits for its newline. Bad lines
-    are reported through ``bad_lines`` and skipped.
-    """
-
-    def __init__(self, run_dir: Path, *, poll_s: float = 0.2, stale_s: float = 5.0) -> None:
-        self._run_dir = run_dir
-        self._poll_s = poll_s
-        self._stale_s = stale_s
-        self._stop = threading.Event()
-        self._ended_reason: str | None = None
-        self.bad_lines: list[tuple[int, str]] = []
-
-    @property
-    def run_dir(self) -> Path | None:
-        return self._run_dir
-
-    @property
-    def ended_reason(self) -> str | None:
-        return self._ended_reason
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def __iter__(self) -> Iterator[Event]:
-        path = self._run_dir / EVENTS_FILE
-        buf = b""
-        lineno = 0
-        offset = 0
-        idle_since = time.monotonic()
-        while not self._stop.is_set():
-            chunk = b""
-            if path.is_file():
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-            if chunk:
-                offset += len(chunk)
-                idle_since = time.monotonic()
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for raw in lines:
-                    lineno += 1
-                    if not raw.strip():
-                        continue
-                    try:
-                        ev = decode(raw)
-                    except EventError as exc:
-                        if type(exc).__name__ == "SchemaVersionError":
-                            raise
-                        self.bad_lines.append((lineno, str(exc)))
-                        continue
-                    yield ev
-                    if ev.kind == "run_end":
-                        return
-                continue
-            if (time.monotonic() - idle_since > self._stale_s
-                    and trainer_pid(self._run_dir) is None):
-                self._ended_reason = "the trainer is gone and the run has no run_end"
-                return
-            self._stop.wait(self._poll_s)
-        self._ended_reason = "stopped following"
+def RunFollower(run_dir: Path, *, poll_s: float = 0.2, stale_s: float = 5.0) -> FileFeed:
+    """Follow a growing run (``sgdtop watch``): a :class:`sgdtop.feed.FileFeed` that
+    ends once the run's trainer is not live (:func:`live_pid`) and the file stopped
+    growing for ``stale_s`` seconds."""
+    return FileFeed(run_dir, live=lambda: live_pid(run_dir) is not None,
+                    poll_s=poll_s, stale_s=stale_s)

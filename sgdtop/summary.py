@@ -1,428 +1,276 @@
-"""Per-run summaries and time series, computed from a list of events.
+"""The run summary kept beside the events: ``<run_dir>/summary.json`` (``docs/design.md``,
+"Run directory").
 
-The headless core behind ``sgdtop compare``, ``plot`` and ``export``: everything here works
-on plain :class:`~sgdtop.events.Event` lists (live, replayed or read from a run directory)
-and imports neither torch, Textual nor matplotlib.
+:class:`RunSummary` is what ``sgdtop runs`` and ``show`` print, folded record by record
+(:meth:`RunSummary.update`): the trainer folds each record it writes and saves the
+summary (:func:`save_summary`) at each measurement and at the end, together with how many
+bytes and lines of ``events.jsonl`` it covers. :func:`load_summary` folds only the lines
+after those, so listing a directory of long runs reads a few bytes per run; the events
+file stays the source of truth (a summary that is missing, unreadable or claims more
+than the file holds is ignored, and the whole file is folded, streaming).
 
-Definitions (as in DESIGN.md; every quantity is dimensionless unless a unit is given):
-
-- **ρ(H)** (``spectral_norm``): max |λ| of the probe-set loss Hessian, one value per
-  ``spectrum`` event.
-- **top-10 mean**: the mean of |λ| over the 10 eigenvalues of largest |λ| of one
-  ``spectrum`` event (fewer if fewer were computed); NaN when any of them is non-finite.
-- **time average over training** (``mean_*``): the mean over the run's ``spectrum``
-  events of a per-event quantity, non-finite values left out. With ``weighting="events"``
-  (the default, the paper's Fig. 3 quantity: measurements are taken on a regular schedule)
-  every measurement counts once; with ``weighting="steps"`` the measurements are weighted
-  by the optimizer steps they span (trapezoidal rule), which is fairer when the schedule
-  is denser early in training.
-- **κ_k** (``cond_k``): |λ₁| / |λ_k| over the computed top k.
-- **dead %**: share of units with mean |activation| below the threshold, in percent.
-- **axes**: ``"step"`` = optimizer steps taken; ``"epoch"`` = fractional epochs trained,
-  ``step / steps_per_epoch`` (from ``run_start``; the event's integer epoch when unknown);
-  ``"time"`` = seconds since the run started (the event's ``t``).
+The per-run statistics and series behind ``compare``, ``plot`` and ``export`` are in
+:mod:`sgdtop.stats` (importable from here too, for older code). Standard library only.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final
 
-import numpy as np
-
-from sgdtop.events import REQUIRED_FIELDS, Event
-
-Axis = Literal["step", "epoch", "time"]
-Weighting = Literal["events", "steps"]
-
-AXES: Final[tuple[str, ...]] = ("step", "epoch", "time")
-
-#: Human labels (with units) of the axes, for tables and plots.
-AXIS_LABELS: Final[dict[str, str]] = {
-    "step": "optimizer step",
-    "epoch": "epoch",
-    "time": "time since start (s)",
-}
-
-#: How many of the top eigenvalues the "top-10 mean" averages (the paper's Fig. 3).
-TOP_MEAN_COUNT: Final[int] = 10
-
-#: Status shown for a run whose events hold no ``run_end`` (still running, or the trainer
-#: died before writing it; the store can tell which).
-STATUS_UNFINISHED: Final[str] = "unfinished"
-
-#: Derived (computed) series of ``spectrum`` events, besides its numeric fields:
-#: ``top10_mean`` and ``lambda_NN`` (the signed eigenvalue of rank NN, 1 = largest |λ|).
-_LAMBDA_RE: Final[re.Pattern[str]] = re.compile(r"^lambda_(\d+)$")
-_DERIVED_SPECTRUM: Final[frozenset[str]] = frozenset({"top10_mean"})
+from sgdtop.feed import EVENTS_FILE
+from sgdtop.schema import BadLine, Eval, Record, RunEnd, RunStart, Spectrum, decode_line
+from sgdtop.schema.wire import WireError, dumps, parse_json
 
 
-@dataclass(frozen=True, slots=True)
-class RunEvents:
-    """The events of one run, with its id, an optional display label and where it was read.
+def __getattr__(name: str) -> object:
+    """The names of :mod:`sgdtop.stats` (``RunEvents``, ``summarize``, ``series``, ...)
+    stay importable from here; importing them loads numpy, which a run summary does not
+    need."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from sgdtop import stats
 
-    ``run_id`` names the run (the run directory's name); ``label`` overrides it in tables,
-    legends and titles; ``path`` is the run directory or events file it came from, if any.
+    try:
+        return getattr(stats, name)
+    except AttributeError:
+        raise AttributeError(f"module 'sgdtop.summary' has no attribute {name!r}") from None
+
+
+#: The file beside events.jsonl holding a :class:`RunSummary` and how much of the events
+#: file it covers (``docs/design.md``, "Run directory").
+SUMMARY_FILE: Final[str] = "summary.json"
+SUMMARY_VERSION: Final[int] = 1
+#: Eigenvalues of the last spectrum kept in a summary (``sgdtop show`` prints ten).
+SUMMARY_EIGENVALUES: Final[int] = 10
+#: Skipped lines remembered by number and reason (the count is always exact).
+SUMMARY_BAD_LINES: Final[int] = 5
+
+
+def _num(x: object) -> float | None:
+    """A JSON number (not bool) as a float, else None."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    try:
+        return float(x)
+    except OverflowError:
+        return None
+
+
+def _int(x: object) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def _str(x: object) -> str | None:
+    return x if isinstance(x, str) else None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What ``sgdtop runs`` and ``show`` print about one run, folded record by record
+    (:meth:`update`), so it can be kept beside the events (:func:`save_summary`) and
+    brought up to date from the events file's tail (:func:`load_summary`).
+
+    Settings come from ``run_start`` (None until it is read); ``status``/``end_*`` from
+    the last ``run_end`` (None while there is none); ``steps`` is the largest step seen
+    (or run_end's total); ``last_*`` describe the last ``spectrum`` (eigenvalues: its
+    first :data:`SUMMARY_EIGENVALUES`, ``last_k`` how many it had); ``test_acc`` is the
+    last eval's test accuracy in [0, 1] (NaN for regression). ``skipped`` counts the lines
+    that could not be read (``bad_lines``: the first few, as ``(line, reason)``);
+    ``newer`` the first line written by a newer schema, if any (``(line, version)``;
+    :meth:`newer_line` gives it as a BadLine).
     """
 
-    run_id: str
-    events: list[Event]
-    path: Path | None = None
-    label: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    num_params: int | None = None
+    dataset: str | None = None
+    device: str | None = None
+    lr: float | None = None  #: learning rate η at the start
+    batch_size: int | None = None  #: batch size S, examples
+    momentum: float | None = None  #: momentum β
+    weight_decay: float | None = None  #: L2 coefficient
+    epochs: int | None = None  #: epochs asked for
+    probe_size: int | None = None  #: probe-set examples
+    k: int | None = None  #: eigenvalues asked for per measurement
+    status: str | None = None  #: run_end status
+    end_message: str | None = None
+    end_seconds: float | None = None  #: run duration from run_end, s
+    end_steps: int | None = None
+    steps: int = 0  #: optimizer steps taken
+    n_spectra: int = 0  #: spectrum measurements
+    last_step: int | None = None  #: step of the last spectrum
+    last_spectral_norm: float | None = None  #: ρ(H) of the last spectrum
+    last_cond_k: float | None = None
+    last_eta_lambda1: float | None = None
+    last_momentum: float | None = None
+    last_k: int = 0
+    last_eigenvalues: list[float] = field(default_factory=list)
+    test_acc: float | None = None
+    skipped: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+    newer: tuple[int, int | None] | None = None
 
-    @property
-    def name(self) -> str:
-        """The label to show: ``label`` if set, else ``run_id``."""
-        return self.label or self.run_id
+    def update(self, rec: Record) -> None:
+        """Fold one record in."""
+        if rec.step is not None:
+            self.steps = max(self.steps, rec.step)
+        match rec:
+            case RunStart():
+                self.run_id, self.model = rec.run_id, rec.model
+                self.num_params, self.dataset, self.device = rec.num_params, rec.dataset, rec.device
+                self.lr, self.batch_size = rec.lr, rec.batch_size
+                self.momentum, self.weight_decay = rec.momentum, rec.weight_decay
+                self.epochs, self.probe_size, self.k = rec.epochs, rec.probe_size, rec.k
+            case Spectrum():
+                self.n_spectra += 1
+                self.last_step = rec.step
+                self.last_spectral_norm, self.last_cond_k = rec.spectral_norm, rec.cond_k
+                self.last_eta_lambda1, self.last_momentum = rec.eta_lambda1, rec.momentum
+                self.last_k = len(rec.eigenvalues)
+                self.last_eigenvalues = list(rec.eigenvalues[:SUMMARY_EIGENVALUES])
+            case Eval():
+                self.test_acc = rec.test_acc
+            case RunEnd():
+                self.status, self.end_message = rec.status, rec.message
+                self.end_seconds, self.end_steps = rec.seconds, rec.steps
+                self.steps = max(self.steps, rec.steps)
+            case _:
+                pass
+
+    def note_bad(self, bad: BadLine) -> None:
+        """Count one line that could not be read."""
+        if bad.newer:
+            if self.newer is None:
+                self.newer = (bad.line_no, bad.version)
+            return
+        self.skipped += 1
+        if len(self.bad_lines) < SUMMARY_BAD_LINES:
+            self.bad_lines.append((bad.line_no, bad.reason))
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON form (non-finite floats tagged as in events; ``docs/design.md``)."""
+        out: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     @classmethod
-    def from_events(
-        cls, events: Sequence[Event], *, label: str | None = None, path: Path | None = None
-    ) -> RunEvents:
-        """Wrap ``events``, taking the run id from its ``run_start`` event.
+    def from_json(cls, data: object) -> RunSummary:
+        """Rebuild from :meth:`to_json`'s form; a field of the wrong type is left at its
+        default (never raises for any JSON value)."""
+        s = cls()
+        if not isinstance(data, dict):
+            return s
+        for name in ("run_id", "model", "dataset", "device", "status", "end_message"):
+            setattr(s, name, _str(data.get(name)))
+        for name in ("num_params", "batch_size", "epochs", "probe_size", "k", "end_steps",
+                     "last_step"):
+            setattr(s, name, _int(data.get(name)))
+        for name in ("lr", "momentum", "weight_decay", "end_seconds", "last_spectral_norm",
+                     "last_cond_k", "last_eta_lambda1", "last_momentum", "test_acc"):
+            setattr(s, name, _num(data.get(name)))
+        for name in ("steps", "n_spectra", "last_k", "skipped"):
+            setattr(s, name, max(0, _int(data.get(name)) or 0))
+        eig = data.get("last_eigenvalues")
+        if isinstance(eig, list):
+            s.last_eigenvalues = [v for v in map(_num, eig) if v is not None]
+        bad = data.get("bad_lines")
+        if isinstance(bad, list):
+            s.bad_lines = [(b[0], b[1]) for b in bad if isinstance(b, list) and len(b) == 2
+                           and _int(b[0]) is not None and isinstance(b[1], str)]
+        newer = data.get("newer")
+        if isinstance(newer, list) and len(newer) == 2 and _int(newer[0]) is not None:
+            s.newer = (newer[0], _int(newer[1]))
+        return s
 
-        The run id falls back to the name of ``path`` (its parent's when it is a file) and
-        then to ``"run"``.
-        """
-        start = run_start(events)
-        if start is not None:
-            run_id = str(start["run_id"])
-        elif path is not None:
-            run_id = (path.parent if path.suffix else path).name or "run"
-        else:
-            run_id = "run"
-        return cls(run_id=run_id, events=list(events), path=path, label=label)
+    def skipped_lines(self) -> list[BadLine]:
+        """The remembered skipped lines as BadLines (for the one warning wording)."""
+        return [BadLine(line_no=n, reason=r, newer=False) for n, r in self.bad_lines]
 
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """The numbers that describe one run, for tables (``sgdtop compare``) and reports.
-
-    Settings come from ``run_start`` (None when it is missing). A number is None when the
-    run has no such measurement at all, NaN when it has some but none usable. ``final_*``
-    is the value in the last event of that kind (which may itself be NaN/inf, e.g. in a
-    diverged run); ``mean_*`` are time averages over training (see the module docstring),
-    non-finite values left out; ``max_spectral_norm`` the largest finite ρ(H).
-    """
-
-    run_id: str
-    label: str
-    model: str | None
-    dataset: str | None
-    lr: float | None  #: learning rate η at the start
-    batch_size: int | None  #: batch size S, examples
-    momentum: float | None  #: momentum β
-    weight_decay: float | None  #: L2 coefficient
-    num_params: int | None  #: trainable parameters
-    k: int | None  #: eigenvalues requested per spectrum measurement
-    status: str  #: run_end status, or :data:`STATUS_UNFINISHED`
-    steps: int  #: optimizer steps taken
-    epochs: float  #: epochs trained (fractional when steps_per_epoch is known)
-    seconds: float  #: wall-clock duration, s
-    n_spectra: int  #: spectrum measurements
-    n_nonfinite_spectra: int  #: spectrum measurements whose ρ(H) is NaN or inf
-    final_spectral_norm: float | None  #: last ρ(H)
-    mean_spectral_norm: float | None  #: ρ(H) averaged over training
-    max_spectral_norm: float | None  #: largest finite ρ(H) seen
-    final_top10_mean: float | None  #: last top-10 mean |λ|
-    mean_top10_mean: float | None  #: top-10 mean |λ| averaged over training (Fig. 3)
-    final_cond_k: float | None  #: last κ_k = |λ₁|/|λ_k|
-    final_eta_lambda1: float | None  #: last η·λ₁
-    final_train_loss: float | None  #: last probe-set training loss (eval)
-    final_test_loss: float | None  #: last test loss
-    final_test_acc: float | None  #: last test accuracy in [0, 1] (NaN for regression)
-    final_dead_pct: float | None  #: last dead-neuron share, %
-    final_dense_cond: float | None  #: last dense κ = λmax/λmin⁺
-
-    def settings(self) -> dict[str, Any]:
-        """The run's settings: model, dataset, η, S, β, weight decay."""
-        return {
-            "model": self.model,
-            "dataset": self.dataset,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-        }
+    def newer_line(self) -> BadLine | None:
+        """The first newer-schema line as a BadLine (for its one-line message)."""
+        if self.newer is None:
+            return None
+        line_no, version = self.newer
+        return BadLine(line_no, "written by a newer schema", newer=True, version=version)
 
 
-def run_start(events: Sequence[Event]) -> Event | None:
-    """The first ``run_start`` event, or None."""
-    return next((ev for ev in events if ev.kind == "run_start"), None)
+def save_summary(run_dir: Path, summary: RunSummary, events_bytes: int, lines: int) -> None:
+    """Write ``run_dir/summary.json`` atomically (a temporary file, then ``os.replace``):
+    ``summary`` covers the first ``events_bytes`` bytes (``lines`` lines) of
+    events.jsonl."""
+    doc = {"v": SUMMARY_VERSION, "events_bytes": events_bytes, "lines": lines,
+           "summary": summary.to_json()}
+    tmp = run_dir / f".{SUMMARY_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(dumps(doc) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / SUMMARY_FILE)
 
 
-def run_end(events: Sequence[Event]) -> Event | None:
-    """The last ``run_end`` event, or None."""
-    return next((ev for ev in reversed(events) if ev.kind == "run_end"), None)
-
-
-def _as_float(x: Any) -> float:
-    """``x`` as a float; NaN for None, bools, strings and other non-numbers."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return math.nan
-    return float(x)
-
-
-def top_mean_abs(eigenvalues: Sequence[Any], count: int = TOP_MEAN_COUNT) -> float:
-    """Mean of |λ| over the ``count`` eigenvalues of largest |λ| (all if fewer).
-
-    NaN when the list is empty or any eigenvalue is non-finite (the ranking is then
-    meaningless).
-    """
-    values = np.array([_as_float(v) for v in eigenvalues], dtype=float)
-    if values.size == 0 or not np.all(np.isfinite(values)):
-        return math.nan
-    mags = np.sort(np.abs(values))[::-1][:count]
-    return float(mags.mean())
-
-
-def steps_per_epoch(events: Sequence[Event]) -> int | None:
-    """Optimizer steps per epoch from ``run_start``, or None when unknown or not positive."""
-    start = run_start(events)
-    if start is None:
+def _saved(run_dir: Path, size: int) -> tuple[RunSummary, int, int] | None:
+    """The saved summary with the byte offset and line count it covers, when
+    summary.json is readable, of this version, and covers a line-aligned prefix of an
+    events file of ``size`` bytes; else None."""
+    try:
+        doc = parse_json((run_dir / SUMMARY_FILE).read_bytes())
+    except (OSError, WireError):
         return None
-    spe = start.get("steps_per_epoch")
-    if isinstance(spe, int) and not isinstance(spe, bool) and spe > 0:
-        return spe
-    return None
-
-
-def axis_value(ev: Event, axis: Axis, spe: int | None) -> float | None:
-    """Where ``ev`` lies on ``axis`` (see the module docstring), or None if it has no
-    position there (e.g. no step)."""
-    if axis == "time":
-        return ev.t
-    if axis == "step":
-        return None if ev.step is None else float(ev.step)
-    if axis == "epoch":
-        if spe is not None and ev.step is not None:
-            return ev.step / spe
-        return None if ev.epoch is None else float(ev.epoch)
-    raise ValueError(f"unknown axis {axis!r} (known: {', '.join(AXES)})")
-
-
-def _infer_kind(field_name: str) -> str:
-    if field_name in _DERIVED_SPECTRUM or _LAMBDA_RE.match(field_name):
-        return "spectrum"
-    kinds = [k for k, fields in REQUIRED_FIELDS.items() if field_name in fields]
-    if len(kinds) == 1:
-        return kinds[0]
-    if not kinds:
-        raise ValueError(
-            f"no event kind has a field {field_name!r}; pass kind= for an extra field"
-        )
-    raise ValueError(f"field {field_name!r} is in several kinds ({', '.join(kinds)}): pass kind=")
-
-
-def field_value(ev: Event, field_name: str) -> float:
-    """The numeric value of ``field_name`` in ``ev`` (NaN when missing or not a number).
-
-    Besides the event's own fields, ``spectrum`` events have the derived fields
-    ``top10_mean`` (see :func:`top_mean_abs`) and ``lambda_NN`` (the signed eigenvalue of
-    rank NN, 1-based by |λ|; NaN when fewer were computed).
-    """
-    if ev.kind == "spectrum" and field_name not in ev.data:
-        if field_name == "top10_mean":
-            return top_mean_abs(ev.get("eigenvalues", []))
-        m = _LAMBDA_RE.match(field_name)
-        if m:
-            rank = int(m.group(1))
-            eigs = ev.get("eigenvalues", [])
-            return _as_float(eigs[rank - 1]) if 1 <= rank <= len(eigs) else math.nan
-    return _as_float(ev.get(field_name))
-
-
-def series(
-    events: Sequence[Event],
-    field_name: str,
-    kind: str | None = None,
-    *,
-    axis: Axis = "step",
-) -> tuple[np.ndarray, np.ndarray]:
-    """The time series of a numeric field: ``(x, y)`` float arrays of equal length.
-
-    ``x`` is the position of each event of ``kind`` on ``axis`` (events with no position
-    there are left out), ``y`` the field's value (NaN/inf kept: a diverged measurement is
-    data). ``kind`` may be omitted when only one kind has the field. See
-    :func:`field_value` for the derived spectrum fields. Events keep their file order.
-    """
-    if axis not in AXES:
-        raise ValueError(f"unknown axis {axis!r} (known: {', '.join(AXES)})")
-    kind = kind or _infer_kind(field_name)
-    spe = steps_per_epoch(events) if axis == "epoch" else None
-    xs: list[float] = []
-    ys: list[float] = []
-    for ev in events:
-        if ev.kind != kind:
-            continue
-        x = axis_value(ev, axis, spe)
-        if x is None:
-            continue
-        xs.append(x)
-        ys.append(field_value(ev, field_name))
-    return np.array(xs, dtype=float), np.array(ys, dtype=float)
-
-
-def eigenvalue_matrix(
-    events: Sequence[Event], *, axis: Axis = "step"
-) -> tuple[np.ndarray, np.ndarray]:
-    """All top-k eigenvalues through training: ``x`` (n,) and ``lam`` (n, k_max), signed,
-    column j = rank j+1 by |λ|; NaN where a measurement computed fewer than k_max."""
-    spe = steps_per_epoch(events) if axis == "epoch" else None
-    xs: list[float] = []
-    rows: list[list[float]] = []
-    for ev in events:
-        if ev.kind != "spectrum":
-            continue
-        x = axis_value(ev, axis, spe)
-        if x is None:
-            continue
-        xs.append(x)
-        rows.append([_as_float(v) for v in ev.get("eigenvalues", [])])
-    k_max = max((len(r) for r in rows), default=0)
-    lam = np.full((len(rows), k_max), np.nan)
-    for i, r in enumerate(rows):
-        lam[i, : len(r)] = r
-    return np.array(xs, dtype=float), lam
-
-
-def time_average(x: np.ndarray, y: np.ndarray, weighting: Weighting = "events") -> float:
-    """Average of ``y`` over training, non-finite values (and their x) left out.
-
-    ``"events"``: the plain mean of the measurements. ``"steps"``: the trapezoidal mean
-    over ``x`` (∫y dx / span); the plain mean when the finite points span no interval.
-    NaN when no value is finite.
-    """
-    ok = np.isfinite(y) & np.isfinite(x)
-    if not ok.any():
-        return math.nan
-    xf, yf = x[ok], y[ok]
-    if weighting == "events":
-        return float(yf.mean())
-    if weighting != "steps":
-        raise ValueError(f"unknown weighting {weighting!r} (known: events, steps)")
-    order = np.argsort(xf, kind="stable")
-    xf, yf = xf[order], yf[order]
-    span = float(xf[-1] - xf[0])
-    if span <= 0:
-        return float(yf.mean())
-    area = float(np.sum((yf[1:] + yf[:-1]) * np.diff(xf)) / 2.0)
-    return area / span
-
-
-def _last(events: Sequence[Event], kind: str, field_name: str) -> float | None:
-    """``field_name`` of the last event of ``kind``; None when there is no such event."""
-    ev = next((e for e in reversed(events) if e.kind == kind), None)
-    return None if ev is None else field_value(ev, field_name)
-
-
-def _setting(start: Event | None, key: str, typ: type) -> Any:
-    if start is None:
+    if not isinstance(doc, dict) or doc.get("v") != SUMMARY_VERSION:
         return None
-    v = start.get(key)
-    if typ is float:
-        return None if isinstance(v, bool) or not isinstance(v, int | float) else float(v)
-    if typ is int:
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
-    return None if v is None else str(v)
-
-
-def summarize(run: RunEvents, *, weighting: Weighting = "events") -> RunSummary:
-    """The :class:`RunSummary` of one run (see the module docstring for the definitions)."""
-    events = run.events
-    start = run_start(events)
-    end = run_end(events)
-    spe = steps_per_epoch(events)
-
-    steps_seen = [ev.step for ev in events if ev.step is not None]
-    if end is not None and isinstance(end.get("steps"), int):
-        steps = int(end["steps"])
-    else:
-        steps = max(steps_seen, default=0)
-    if spe is not None:
-        epochs = steps / spe
-    else:
-        epochs_seen = [ev.epoch for ev in events if ev.epoch is not None]
-        epochs = float(max(epochs_seen) + 1) if epochs_seen else 0.0
-    if end is not None and isinstance(end.get("seconds"), int | float):
-        seconds = float(end["seconds"])
-    else:
-        seconds = max((ev.t for ev in events), default=0.0)
-
-    x_rho, rho = series(events, "spectral_norm", "spectrum", axis="step")
-    x_top, top = series(events, "top10_mean", "spectrum", axis="step")
-    finite_rho = rho[np.isfinite(rho)]
-
-    return RunSummary(
-        run_id=run.run_id,
-        label=run.name,
-        model=_setting(start, "model", str),
-        dataset=_setting(start, "dataset", str),
-        lr=_setting(start, "lr", float),
-        batch_size=_setting(start, "batch_size", int),
-        momentum=_setting(start, "momentum", float),
-        weight_decay=_setting(start, "weight_decay", float),
-        num_params=_setting(start, "num_params", int),
-        k=_setting(start, "k", int),
-        status=str(end["status"]) if end is not None else STATUS_UNFINISHED,
-        steps=steps,
-        epochs=float(epochs),
-        seconds=seconds,
-        n_spectra=sum(1 for ev in events if ev.kind == "spectrum"),
-        n_nonfinite_spectra=int(np.count_nonzero(~np.isfinite(rho))),
-        final_spectral_norm=_last(events, "spectrum", "spectral_norm"),
-        mean_spectral_norm=time_average(x_rho, rho, weighting) if rho.size else None,
-        max_spectral_norm=(
-            float(finite_rho.max()) if finite_rho.size else math.nan if rho.size else None
-        ),
-        final_top10_mean=_last(events, "spectrum", "top10_mean"),
-        mean_top10_mean=time_average(x_top, top, weighting) if top.size else None,
-        final_cond_k=_last(events, "spectrum", "cond_k"),
-        final_eta_lambda1=_last(events, "spectrum", "eta_lambda1"),
-        final_train_loss=_last(events, "eval", "train_loss"),
-        final_test_loss=_last(events, "eval", "test_loss"),
-        final_test_acc=_last(events, "eval", "test_acc"),
-        final_dead_pct=_last(events, "neurons", "dead_pct"),
-        final_dense_cond=_last(events, "dense_spectrum", "cond"),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DenseHistogram:
-    """The last dense spectrum of a run: bin ``edges`` (n_bins+1) and ``counts`` (n_bins)
-    of the n exact Hessian eigenvalues, with its summary numbers (see the schema)."""
-
-    x: float | None  #: where it was measured on the axis asked for
-    edges: np.ndarray
-    counts: np.ndarray
-    n: int
-    lambda_max: float
-    lambda_min: float
-    min_positive: float
-    cond: float
-    n_negative: int
-
-
-def last_dense_spectrum(events: Sequence[Event], *, axis: Axis = "epoch") -> DenseHistogram | None:
-    """The run's last ``dense_spectrum`` event as a :class:`DenseHistogram`, or None."""
-    ev = next((e for e in reversed(events) if e.kind == "dense_spectrum"), None)
-    if ev is None:
+    offset, lines = _int(doc.get("events_bytes")), _int(doc.get("lines"))
+    if offset is None or lines is None or not 0 <= offset <= size or lines < 0:
         return None
-    edges = np.array([_as_float(v) for v in ev["hist_edges"]], dtype=float)
-    counts = np.array([_as_float(v) for v in ev["hist_counts"]], dtype=float)
-    n_neg = ev["n_negative"]
-    return DenseHistogram(
-        x=axis_value(ev, axis, steps_per_epoch(events)),
-        edges=edges,
-        counts=counts,
-        n=int(ev["n"]) if isinstance(ev["n"], int) else int(counts.sum()),
-        lambda_max=_as_float(ev["lambda_max"]),
-        lambda_min=_as_float(ev["lambda_min"]),
-        min_positive=_as_float(ev["min_positive"]),
-        cond=_as_float(ev["cond"]),
-        n_negative=int(n_neg) if isinstance(n_neg, int) else 0,
-    )
+    if offset:
+        try:
+            with open(run_dir / EVENTS_FILE, "rb") as fh:
+                fh.seek(offset - 1)
+                if fh.read(1) != b"\n":
+                    return None
+        except OSError:
+            return None
+    return RunSummary.from_json(doc.get("summary")), offset, lines
+
+
+def fold_events(path: Path, summary: RunSummary | None = None, *, offset: int = 0,
+                first_line: int = 1) -> RunSummary:
+    """Fold the complete lines of ``path`` from byte ``offset`` (numbered from
+    ``first_line``) into ``summary`` (a new one by default), streaming: memory does not
+    grow with the file. An unterminated last line is a write under way (or cut by a
+    kill) and is left out, never counted as bad."""
+    s = summary or RunSummary()
+    try:
+        fh = open(path, "rb")  # noqa: SIM115
+    except OSError:
+        return s
+    with fh:
+        fh.seek(offset)
+        for line_no, raw in enumerate(fh, start=first_line):
+            if not raw.endswith(b"\n"):
+                break
+            if not raw.strip():
+                continue
+            rec = decode_line(raw, line_no)
+            if isinstance(rec, BadLine):
+                s.note_bad(rec)
+            else:
+                s.update(rec)
+    return s
+
+
+def load_summary(run_dir: Path) -> RunSummary:
+    """The run's summary: summary.json brought up to date by folding only the lines of
+    events.jsonl after the bytes it covers; the whole file when summary.json is missing,
+    unreadable, of another version, or covers more than the file holds."""
+    path = run_dir / EVENTS_FILE
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    saved = _saved(run_dir, size)
+    if saved is None:
+        return fold_events(path)
+    summary, offset, lines = saved
+    return fold_events(path, summary, offset=offset, first_line=lines + 1)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from sgdtop.events import Event, encode, make_event
-from sgdtop.summary import RunEvents
+from sgdtop.schema import BY_KIND, Record, encode
+from sgdtop.stats import RunEvents
 
 K = 30
 EPOCHS = 8
@@ -27,6 +27,17 @@ SPECTRUM_EVERY = 5
 NAN_SPECTRUM_STEP = 30
 #: Epoch (0-based) of the low-η run's eval with an infinite test loss.
 INF_EVAL_EPOCH = 1
+
+
+def make_event(kind: str, t: float, *, step: int | None = None, epoch: int | None = None,
+               **data: object) -> Record:
+    """The record of ``kind`` with these wire fields (as the trainer would write it)."""
+    wire = {"v": 1, "kind": kind, "t": t, **data}
+    if step is not None:
+        wire["step"] = step
+    if epoch is not None:
+        wire["epoch"] = epoch
+    return BY_KIND[kind].from_wire(wire)  # type: ignore[return-value]
 
 
 def _scale(lr: float, step: int) -> float:
@@ -56,9 +67,9 @@ def make_run(
     slices: bool = False,
     nonfinite: bool = False,
     end_status: str | None = "completed",
-) -> list[Event]:
+) -> list[Record]:
     """One synthetic run's events (see the module docstring)."""
-    evs: list[Event] = []
+    evs: list[Record] = []
     t = 0.0
     evs.append(
         make_event(
@@ -170,7 +181,7 @@ def two_runs() -> list[RunEvents]:
     return [high_lr_run(), low_lr_run()]
 
 
-def write_jsonl(events: list[Event], path: Path) -> Path:
+def write_jsonl(events: list[Record], path: Path) -> Path:
     """Write ``events`` as an events.jsonl (the trainer's codec)."""
     path.write_text("".join(encode(ev) for ev in events), encoding="utf-8")
     return path

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from runs_fixtures import make_event
 
-from sgdtop.events import encode, make_event
-from sgdtop.schema import Log, RunEnd, Step
+from sgdtop.schema import Log, RunEnd, Step, encode
 from sgdtop.store import (
     EVENTS_FILE,
     EventWriter,
@@ -120,3 +120,51 @@ def test_follower_ends_when_the_trainer_is_gone(tmp_path: Path) -> None:
     kinds = [ev.kind for ev in follower]
     assert kinds == ["step", "step"]
     assert "no run_end" in (follower.ended_reason or "")
+
+
+def test_event_tail_reads_only_complete_new_lines(tmp_path: Path) -> None:
+    from sgdtop.feed import EventTail
+
+    path = tmp_path / EVENTS_FILE
+    tail = EventTail(path)
+    assert tail.read() == []  # no file yet
+    ev = [make_event("log", float(i), level="info", message=f"m{i}", source="trainer")
+          for i in range(3)]
+    with open(path, "w") as fh:
+        fh.write(encode(ev[0]) + "{bad\n" + encode(ev[1])[:7])
+        fh.flush()
+        assert [r.t for r in tail.read()] == [0.0]
+        assert tail.pending and [b.line_no for b in tail.bad_lines] == [2]
+        fh.write(encode(ev[1])[7:] + encode(ev[2]))
+        fh.flush()
+        assert [r.t for r in tail.read()] == [1.0, 2.0]
+        assert tail.read() == [] and tail.line_no == 4 and not tail.pending
+    tail.close()
+
+
+def test_live_pid_is_the_lock_holder_only(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    from sgdtop.store import LOCK_FILE, live_pid
+
+    d = tmp_path / "run"
+    d.mkdir()
+    assert live_pid(d) is None  # nothing there
+    fd = os.open(d / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    os.write(fd, b"4242\n")
+    assert live_pid(d) is None  # a lock file nobody holds: a dead trainer's
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    assert live_pid(d) == 4242  # held: the pid written in it
+    os.close(fd)  # released (as the kernel does when the holder dies)
+    assert live_pid(d) is None
+
+
+def test_follower_ends_at_a_newer_schema_line(tmp_path: Path) -> None:
+    d = _mk(tmp_path, "newer", n_events=2, end=False)
+    with open(d / EVENTS_FILE, "a") as fh:
+        fh.write('{"v": 99, "kind": "step", "t": 1.0}\n')
+    follower = RunFollower(d, poll_s=0.02, stale_s=30.0)
+    assert [ev.kind for ev in follower] == ["step", "step"]
+    assert follower.end is not None and follower.end.kind.value == "newer_schema"
+    assert follower.end.bad is not None and follower.end.bad.line_no == 3

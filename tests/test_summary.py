@@ -1,4 +1,5 @@
-"""Per-run summaries and series (sgdtop.summary) on synthetic recorded runs."""
+"""Per-run statistics and series (sgdtop.stats) and the run summary kept beside the
+events (sgdtop.summary), on synthetic recorded runs."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from runs_fixtures import (
     eigenvalues,
     high_lr_run,
     low_lr_run,
+    make_event,
     make_run,
     write_jsonl,
 )
 
-from sgdtop.events import make_event, read_events
-from sgdtop.summary import (
+from sgdtop.schema import read_events
+from sgdtop.stats import (
     STATUS_UNFINISHED,
     RunEvents,
     eigenvalue_matrix,
@@ -35,6 +37,7 @@ from sgdtop.summary import (
     time_average,
     top_mean_abs,
 )
+from sgdtop.summary import RunSummary, fold_events, load_summary, save_summary
 
 SPECTRUM_STEPS = list(range(SPECTRUM_EVERY, STEPS + 1, SPECTRUM_EVERY))
 
@@ -152,9 +155,13 @@ def test_top_mean_abs_and_field_value() -> None:
     assert top_mean_abs(list(range(20, 0, -1))) == pytest.approx(np.mean(range(11, 21)))
     assert math.isnan(top_mean_abs([]))
     assert math.isnan(top_mean_abs([1.0, math.inf]))
-    ev = make_event("eval", 1.0, step=3, train_loss=1.0, train_acc=True, test_loss="x",
-                    test_acc=0.5)
-    assert math.isnan(field_value(ev, "train_acc")) and math.isnan(field_value(ev, "test_loss"))
+    # a number or NaN: a bool is not a number, nor a string kept from an unknown key
+    ev = make_event("eval", 1.0, step=3, train_loss=1.0, train_acc=0.5, test_loss=2.0,
+                    test_acc=0.5, note="x", count=3)
+    assert field_value(ev, "test_loss") == 2.0 and field_value(ev, "count") == 3.0
+    assert math.isnan(field_value(ev, "note")) and math.isnan(field_value(ev, "nothing"))
+    spectrum = next(e for e in high_lr_run().events if e.kind == "spectrum")
+    assert math.isnan(field_value(spectrum, "warm")) and math.isnan(field_value(spectrum, "t"))
 
 
 def test_time_average_weightings() -> None:
@@ -198,7 +205,7 @@ def test_summary_survives_the_jsonl_codec(tmp_path: Path) -> None:
     path = write_jsonl(run.events, tmp_path / "events.jsonl")
     read = read_events(path)
     assert not read.bad_lines
-    again = RunEvents.from_events(read.events, path=path)
+    again = RunEvents.from_events(read.records, path=path)
     a, b = summarize(run), summarize(again)
     for name in a.__dataclass_fields__:
         va, vb = getattr(a, name), getattr(b, name)
@@ -208,11 +215,101 @@ def test_summary_survives_the_jsonl_codec(tmp_path: Path) -> None:
             assert va == vb, name
 
 
+def test_the_run_summary_imports_no_numpy() -> None:
+    code = ("import sys, sgdtop.summary, sgdtop.store, sgdtop.feed, sgdtop.logsink\n"
+            "assert 'numpy' not in sys.modules\n"
+            "from sgdtop.summary import RunEvents\n"  # the old home of the statistics
+            "import sgdtop.stats\n"
+            "assert RunEvents is sgdtop.stats.RunEvents\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_library_modules_import_no_torch_nor_matplotlib() -> None:
     code = (
-        "import sys, sgdtop.summary, sgdtop.compare, sgdtop.plot, sgdtop.export\n"
+        "import sys, sgdtop.summary, sgdtop.stats, sgdtop.compare, sgdtop.plot, sgdtop.export\n"
         "heavy = [m for m in ('torch', 'matplotlib', 'tensorboard', 'textual')"
         " if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- summary.json: the run summary kept beside the events ------------------------------------
+def _run_dir(tmp_path: Path, events: list[object] | None = None) -> Path:
+    d = tmp_path / "run"
+    d.mkdir()
+    write_jsonl(events if events is not None else high_lr_run().events,  # type: ignore[arg-type]
+                d / "events.jsonl")
+    return d
+
+
+def _lines(d: Path) -> list[bytes]:
+    return (d / "events.jsonl").read_bytes().splitlines(keepends=True)
+
+
+def test_fold_reads_what_runs_and_show_print(tmp_path: Path) -> None:
+    s = fold_events(_run_dir(tmp_path) / "events.jsonl")
+    assert (s.model, s.dataset, s.lr, s.batch_size, s.k) == ("resnet32", "cifar10", 0.1, 128, K)
+    assert s.status == "completed" and s.steps == STEPS
+    assert s.n_spectra == len(SPECTRUM_STEPS) and s.last_step == STEPS
+    assert s.last_eigenvalues == pytest.approx(eigenvalues(0.1, STEPS)[:10])
+    assert s.last_k == K and s.test_acc is not None and s.skipped == 0
+
+
+def test_summary_json_roundtrip_and_tail_fold(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    lines = _lines(d)
+    head = b"".join(lines[:-1])  # everything but run_end, as a trainer saves mid-run
+    (d / "events.jsonl").write_bytes(head)
+    part = fold_events(d / "events.jsonl")
+    assert part.status is None
+    save_summary(d, part, len(head), len(lines) - 1)
+    assert RunSummary.from_json(part.to_json()) == part
+    (d / "events.jsonl").write_bytes(head + lines[-1] + b"{garbage\n")
+    s = load_summary(d)
+    assert s.status == "completed" and s.n_spectra == part.n_spectra
+    assert s.skipped == 1 and s.bad_lines[0][0] == len(lines) + 1  # numbered in the file
+    assert s == fold_events(d / "events.jsonl")  # the same as reading it all
+
+
+def test_summary_json_that_covers_lines_it_has_not_read_is_not_trusted(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    truth = fold_events(d / "events.jsonl")
+    size = (d / "events.jsonl").stat().st_size
+    liar = RunSummary(model="not-this", status="failed")
+    for offset, lines in ((size + 10, 5), (7, 1), (-1, 0)):  # beyond the end; mid-line
+        save_summary(d, liar, offset, lines)
+        assert load_summary(d) == truth, offset
+    for text in ("", "{", "[1, 2]", '{"v": 2, "events_bytes": 0, "lines": 0}',
+                 '{"v": 1, "events_bytes": "x", "lines": 0, "summary": {}}'):
+        (d / "summary.json").write_text(text)
+        assert load_summary(d) == truth, text
+
+
+def test_summary_from_hostile_json_never_raises() -> None:
+    for data in (None, [], "x", 1, {"steps": "many", "lr": [1], "last_eigenvalues": {"a": 1},
+                                     "bad_lines": [[1]], "newer": "yes", "n_spectra": -3,
+                                     "status": 7, "test_acc": True}):
+        s = RunSummary.from_json(data)
+        assert s.steps == 0 and s.lr is None and s.n_spectra == 0 and s.status is None
+        assert s.test_acc is None and s.last_eigenvalues == [] and s.newer is None
+
+
+def test_a_newer_schema_line_is_remembered_with_its_version(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    lines = _lines(d)
+    newer = lines[2].replace(b'"v": 1', b'"v": 7', 1)
+    (d / "events.jsonl").write_bytes(b"".join([*lines[:2], newer, *lines[3:]]))
+    s = fold_events(d / "events.jsonl")
+    assert s.newer == (3, 7) and s.skipped == 0
+    again = RunSummary.from_json(s.to_json())
+    bad = again.newer_line()
+    assert bad is not None and (bad.line_no, bad.version, bad.newer) == (3, 7, True)
+
+
+def test_a_cut_last_line_is_not_counted_as_bad(tmp_path: Path) -> None:
+    d = _run_dir(tmp_path)
+    data = (d / "events.jsonl").read_bytes()
+    (d / "events.jsonl").write_bytes(data[:-20])
+    s = load_summary(d)
+    assert s.skipped == 0 and s.status is None

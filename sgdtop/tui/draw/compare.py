@@ -12,7 +12,7 @@ from rich.text import Text
 
 from sgdtop import format as fmt
 from sgdtop.compare import AlignedSeries, CompareReport
-from sgdtop.summary import RunSummary
+from sgdtop.stats import RunStats
 from sgdtop.tui.draw.lines_chart import ChartLine
 from sgdtop.tui.draw.palette import DIFF_STYLE, DIM, run_color
 from sgdtop.tui.state.compare import (
@@ -27,7 +27,7 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else x * 100.0
 
 
-Cell = Callable[[RunSummary], str]
+Cell = Callable[[RunStats], str]
 
 
 def summary_spec(report: CompareReport, *, full: bool) -> list[tuple[str, str | None, Cell]]:
