@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import sgdtop
-from sgdtop.events import Event, read_events
+from sgdtop.schema import Record, read_events
 from sgdtop.logsink import LogSink
 from sgdtop.monitor import Diverged, Monitor, MonitorError, hyperparams
 from sgdtop.recorder import LOCK_FILE, live_pid
@@ -48,10 +48,10 @@ def make_data(n: int = 96, seed: int = 0) -> TensorDataset:
     return TensorDataset(x, y)
 
 
-def events_of(run_dir: Path) -> list[Event]:
+def events_of(run_dir: Path) -> list[Record]:
     res = read_events(run_dir / EVENTS_FILE)
     assert not res.bad_lines and not res.truncated_tail
-    return res.events
+    return res.records
 
 
 def train(*, monitor: bool, tmp: Path | None = None, steps_per_epoch: int = 6, epochs: int = 2,
@@ -126,12 +126,12 @@ def test_run_directory_and_events_like_sgdtop_run(
     kinds = Counter(ev.kind for ev in evs)
     assert evs[0].kind == "run_start" and evs[-1].kind == "run_end"
     start, end = evs[0], evs[-1]
-    assert start["run_id"] == run_dir.name and start["k"] == 4
-    assert start["lr"] == pytest.approx(0.1) and start["momentum"] == pytest.approx(0.9)
-    assert start["weight_decay"] == pytest.approx(1e-3)
-    assert start["probe_size"] == 96 and start["device"] == "cpu"
-    assert start["task"] == "classification"
-    assert end["status"] == "completed" and end["steps"] == 12 == mon.steps
+    assert start.run_id == run_dir.name and start.k == 4
+    assert start.lr == pytest.approx(0.1) and start.momentum == pytest.approx(0.9)
+    assert start.weight_decay == pytest.approx(1e-3)
+    assert start.probe_size == 96 and start.device == "cpu"
+    assert start.task == "classification"
+    assert end.status == "completed" and end.steps == 12 == mon.steps
     # at the start, every 2 of 12 steps; the last step was just measured: no extra one
     assert kinds["spectrum"] == kinds["neurons"] == kinds["dense_spectrum"] == 7
     assert kinds["eval"] == 2 and kinds["step"] >= 6
@@ -139,18 +139,18 @@ def test_run_directory_and_events_like_sgdtop_run(
     assert [ev.step for ev in spectra] == [0, 2, 4, 6, 8, 10, 12]
     assert [ev.epoch for ev in spectra] == [0, 0, 0, 0, 1, 1, 1]
     for sp in spectra:
-        assert len(sp["eigenvalues"]) == 4
-        assert sp["lr"] == pytest.approx(0.1) and sp["momentum"] == pytest.approx(0.9)
-        assert sp["stability_limit"] == pytest.approx(2 * 1.9 / 0.1)
-        assert sp["eta_lambda1"] == pytest.approx(0.1 * sp["eigenvalues"][0])
-        assert sp["spectral_norm"] == pytest.approx(abs(sp["eigenvalues"][0]))
+        assert len(sp.eigenvalues) == 4
+        assert sp.lr == pytest.approx(0.1) and sp.momentum == pytest.approx(0.9)
+        assert sp.stability_limit == pytest.approx(2 * 1.9 / 0.1)
+        assert sp.eta_lambda1 == pytest.approx(0.1 * sp.eigenvalues[0])
+        assert sp.spectral_norm == pytest.approx(abs(sp.eigenvalues[0]))
     # each measurement: spectrum, dense_spectrum, neurons, in that order
     seq = [ev.kind for ev in evs if ev.kind in ("spectrum", "dense_spectrum", "neurons")]
     assert seq == ["spectrum", "dense_spectrum", "neurons"] * 7
     for ev in evs:
         if ev.kind == "eval":
-            assert 0 <= ev["test_acc"] <= 1 and 0 <= ev["train_acc"] <= 1
-            assert math.isfinite(ev["test_loss"])
+            assert 0 <= ev.test_acc <= 1 and 0 <= ev.train_acc <= 1
+            assert math.isfinite(ev.test_loss)
     info = run_info(run_dir)
     assert info.status == "completed" and info.steps == 12 and info.lr == pytest.approx(0.1)
     # every sink digests it
@@ -174,9 +174,9 @@ def test_monitor_without_optimizer_measures_at_end(tmp_path: Path) -> None:
     evs = events_of(tmp_path / "run")
     spectra = [ev for ev in evs if ev.kind == "spectrum"]
     assert [ev.step for ev in spectra] == [0, 3]
-    assert math.isnan(evs[0]["lr"])  # unknown at the start
-    assert spectra[1]["lr"] == 0.05 and spectra[1]["momentum"] == 0.0
-    assert spectra[1]["stability_limit"] == pytest.approx(40.0)
+    assert math.isnan(evs[0].lr)  # unknown at the start
+    assert spectra[1].lr == 0.05 and spectra[1].momentum == 0.0
+    assert spectra[1].stability_limit == pytest.approx(40.0)
     assert not any(ev.kind == "dense_spectrum" for ev in evs)
     assert [ev for ev in evs if ev.kind == "step"][-1].step == 3
     assert LogSink().consume(evs) == "completed"
@@ -201,11 +201,11 @@ def test_eval_numbers_and_regression(tmp_path: Path) -> None:
                  measure_at_start=False, measure_at_end=False, quiet=True) as mon:
         mon.eval(test_loss=0.5, test_acc=0.25)
         mon.eval(test=[(x, y)])
-    assert events_of(tmp_path / "r")[0]["task"] == "regression"  # float targets
+    assert events_of(tmp_path / "r")[0].task == "regression"  # float targets
     evals = [ev for ev in events_of(tmp_path / "r") if ev.kind == "eval"]
-    assert evals[0]["test_loss"] == 0.5 and evals[0]["test_acc"] == 0.25
-    assert evals[1]["test_loss"] == pytest.approx(evals[1]["train_loss"])  # same data
-    assert math.isnan(evals[1]["test_acc"]) and math.isnan(evals[1]["train_acc"])
+    assert evals[0].test_loss == 0.5 and evals[0].test_acc == 0.25
+    assert evals[1].test_loss == pytest.approx(evals[1].train_loss)  # same data
+    assert math.isnan(evals[1].test_acc) and math.isnan(evals[1].train_acc)
     assert not any(ev.kind == "spectrum" for ev in events_of(tmp_path / "r"))
 
 
@@ -221,11 +221,11 @@ def test_divergence_ends_the_run_diverged(tmp_path: Path) -> None:
     assert mon.status == "diverged"
     evs = events_of(tmp_path / "r")
     end = evs[-1]
-    assert end["status"] == "diverged" and "inf" in end["message"] and "step 2" in end["message"]
+    assert end.status == "diverged" and "inf" in end.message and "step 2" in end.message
     assert [ev.step for ev in evs if ev.kind == "spectrum"] == [1]
-    losses = [ev["loss"] for ev in evs if ev.kind == "step"]
+    losses = [ev.loss for ev in evs if ev.kind == "step"]
     assert losses[-1] != losses[-1] and math.inf in losses  # NaN and inf round-trip
-    assert any(ev.kind == "log" and ev["level"] == "warning" for ev in evs)
+    assert any(ev.kind == "log" and ev.level == "warning" for ev in evs)
 
 
 def test_non_finite_weights_end_the_run_diverged(tmp_path: Path) -> None:
@@ -240,8 +240,8 @@ def test_non_finite_weights_end_the_run_diverged(tmp_path: Path) -> None:
         mon.step(loss=1.0, lr=0.1)
         mon.step(loss=1.0, lr=0.1)
     evs = events_of(tmp_path / "r")
-    assert mon.status == "diverged" and evs[-1]["status"] == "diverged"
-    assert "measuring at step 1" in evs[-1]["message"]
+    assert mon.status == "diverged" and evs[-1].status == "diverged"
+    assert "measuring at step 1" in evs[-1].message
     assert [ev.step for ev in evs if ev.kind == "spectrum"] == [0]
     assert mon.measurements == 1
 
@@ -256,7 +256,7 @@ def test_stop_on_divergence_ends_the_with_block(tmp_path: Path) -> None:
         mon.step(loss=float("nan"), lr=1.0)
         reached.append(True)
     assert not reached and mon.status == "diverged"
-    assert events_of(tmp_path / "r")[-1]["status"] == "diverged"
+    assert events_of(tmp_path / "r")[-1].status == "diverged"
     with pytest.raises(Diverged):  # outside a with block it propagates
         m2 = Monitor(make_model(), nn.CrossEntropyLoss(), probe=[(x, y)], k=2,
                      run_dir=tmp_path / "r2", measure_at_start=False, quiet=True,
@@ -273,7 +273,7 @@ def test_keyboard_interrupt_is_interrupted(tmp_path: Path) -> None:
         mon.step(loss=1.0)
         raise KeyboardInterrupt
     evs = events_of(tmp_path / "r")
-    assert evs[-1]["status"] == "interrupted" and evs[-1]["steps"] == 1
+    assert evs[-1].status == "interrupted" and evs[-1].steps == 1
     assert not any(ev.kind == "spectrum" for ev in evs)  # no end measurement
     assert live_pid(tmp_path / "r") is None
 
@@ -285,9 +285,9 @@ def test_exception_is_failed_and_propagates(tmp_path: Path) -> None:
             measure_at_start=False, quiet=True):
         _ = 1 / 0
     evs = events_of(tmp_path / "r")
-    assert evs[-1]["status"] == "failed"
-    assert evs[-1]["message"] == "training raised ZeroDivisionError: division by zero"
-    assert any(ev.kind == "log" and ev["level"] == "error" for ev in evs)
+    assert evs[-1].status == "failed"
+    assert evs[-1].message == "training raised ZeroDivisionError: division by zero"
+    assert any(ev.kind == "log" and ev.level == "error" for ev in evs)
 
 
 def test_failure_in_the_first_measurement_still_ends_the_run(tmp_path: Path) -> None:
@@ -301,7 +301,7 @@ def test_failure_in_the_first_measurement_still_ends_the_run(tmp_path: Path) -> 
             make_model(), bad_loss, probe=[(x, y)], k=2, run_dir=tmp_path / "r", quiet=True):
         pass
     evs = events_of(tmp_path / "r")
-    assert evs[-1]["status"] == "failed" and "shapes do not match" in evs[-1]["message"]
+    assert evs[-1].status == "failed" and "shapes do not match" in evs[-1].message
     assert live_pid(tmp_path / "r") is None
 
 
@@ -311,7 +311,7 @@ def test_sys_exit_zero_is_a_normal_end(tmp_path: Path) -> None:
             make_model(), nn.CrossEntropyLoss(), probe=[(x, y)], k=2, run_dir=tmp_path / "r",
             measure_at_start=False, measure_at_end=False, quiet=True):
         sys.exit(0)
-    assert events_of(tmp_path / "r")[-1]["status"] == "completed"
+    assert events_of(tmp_path / "r")[-1].status == "completed"
 
 
 @pytest.mark.parametrize("probe", [
@@ -353,7 +353,7 @@ def test_open_tui_without_terminal_only_logs(tmp_path: Path) -> None:
                  run_dir=tmp_path / "r", measure_at_start=False, quiet=True) as mon:
         assert mon._viewer is None
     logs = [ev for ev in events_of(tmp_path / "r") if ev.kind == "log"]
-    assert any("not a terminal" in ev["message"] for ev in logs)
+    assert any("not a terminal" in ev.message for ev in logs)
 
 
 def test_open_tui_on_a_terminal_starts_sgdtop_watch(tmp_path: Path,
@@ -394,7 +394,7 @@ def test_open_tui_on_a_terminal_starts_sgdtop_watch(tmp_path: Path,
 
 def test_run_follower_reads_a_monitor_run_live(tmp_path: Path) -> None:
     run_dir = tmp_path / "live"
-    seen: list[Event] = []
+    seen: list[Record] = []
     follower = RunFollower(run_dir, poll_s=0.02, stale_s=30.0)
     thread = threading.Thread(target=lambda: seen.extend(follower), daemon=True)
     thread.start()
@@ -411,7 +411,7 @@ def test_run_follower_reads_a_monitor_run_live(tmp_path: Path) -> None:
     follower.close()
     assert follower.ended_reason is None and not follower.bad_lines
     assert [ev.kind for ev in seen] == [ev.kind for ev in events_of(run_dir)]
-    assert seen[-1]["status"] == "completed"
+    assert seen[-1].status == "completed"
 
 
 def test_sgdtop_watch_on_a_monitor_run(
@@ -447,8 +447,8 @@ def test_loss_slices_from_the_monitor_leave_training_unchanged(tmp_path: Path) -
     slices = [ev for ev in evs if ev.kind == "loss_slice"]
     assert [ev.step for ev in slices] == spectra
     for ev in slices:
-        assert len(ev["losses"]) == 2 and ev["lr"] == 0.1
-        assert ev["distances"] == pytest.approx([-0.1, -0.05, 0.0, 0.05, 0.1])
+        assert len(ev.losses) == 2 and ev.lr == 0.1
+        assert ev.distances == pytest.approx([-0.1, -0.05, 0.0, 0.05, 0.1])
     with pytest.raises(MonitorError, match="slice_points"):
         Monitor(model, nn.CrossEntropyLoss(), probe=[make_data(8).tensors], slices=2,
                 slice_points=4, runs_dir=tmp_path)
@@ -467,9 +467,9 @@ def test_hessian_bn_and_the_eval_mode_warning(tmp_path: Path) -> None:
             mon.step(loss=1.0)
             mon.step(loss=1.0)
         evs = events_of(tmp_path / run)
-        return ([ev["message"] for ev in evs if ev.kind == "log"
-                 and "hessian_bn=batch" in ev["message"]],
-                {ev["batch_norm"] for ev in evs if ev.kind == "spectrum"})
+        return ([ev.message for ev in evs if ev.kind == "log"
+                 and "hessian_bn=batch" in ev.message],
+                {ev.batch_norm for ev in evs if ev.kind == "spectrum"})
 
     msgs, modes = warnings_of("running")
     assert len(msgs) == 1 and "far above 2(1+β)" in msgs[0] and modes == {"running"}
