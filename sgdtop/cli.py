@@ -668,7 +668,7 @@ def export(
     except (export_mod.ExportUnavailableError, FileExistsError) as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write the export: {exc.strerror or exc}")
+        fail(f"cannot write {exc.filename or 'the export'}: {exc.strerror or exc}")
 
 
 @app.command()

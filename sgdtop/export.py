@@ -27,10 +27,15 @@ skipped and counted, not written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -214,12 +219,22 @@ def _columns(rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> list[str
 
 
 def _write_table(path: Path, rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> Path:
+    """Write one table to a temporary name beside ``path``, then rename it: a failed write
+    (a full disk) leaves no empty or cut-off ``path``, and raises ``OSError`` whose
+    ``filename`` is ``path``."""
     cols = _columns(rows, leading)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(cols)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in cols])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(cols)
+            for row in rows:
+                writer.writerow([_cell(row.get(c)) for c in cols])
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     return path
 
 
@@ -393,14 +408,51 @@ def export_tensorboard(
             f"{', ...' if len(existing) > 1 else ''}): export into an empty directory, "
             "or replace them"
         )
-    for path in existing:
-        if path.is_file():
-            path.unlink()
+    # Written into a hidden sibling directory first, moved in once complete: a failed
+    # export (a full disk) leaves out_dir as it was, with no empty or cut-off file.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp",
+                                    dir=out_dir.parent))
+    try:
+        with _thread_errors_raised_here():
+            report = _write_tensorboard(events, staging, Writer, wall_time_origin)
+        report.log_dir = out_dir
+        for path in existing:
+            if path.is_file():
+                path.unlink()
+        for path in staging.iterdir():
+            os.replace(path, out_dir / path.name)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+@contextlib.contextmanager
+def _thread_errors_raised_here() -> Iterator[None]:
+    """TensorBoard writes from a thread of its own and re-raises the thread's error in
+    the caller; keep that thread from also printing it ("Exception in thread ...")."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, OSError):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+def _write_tensorboard(events: Sequence[Event], log_dir: Path, writer_cls: Any,
+                       wall_time_origin: float | None) -> TensorBoardExport:
+    """Write the scalars of ``events`` with a new ``writer_cls`` in ``log_dir``."""
     origin = _wall_origin(events, wall_time_origin)
-    report = TensorBoardExport(log_dir=out_dir)
+    report = TensorBoardExport(log_dir=log_dir)
     described: set[str] = set()
     step = 0
-    writer = Writer(str(out_dir))
+    writer = writer_cls(str(log_dir))
     try:
         for ev in events:
             if ev.step is not None:
@@ -421,6 +473,9 @@ def export_tensorboard(
                     described.add(tag)
                     report.tags.append(tag)
                 report.scalars += 1
-    finally:
-        writer.close()
+    except BaseException:
+        with contextlib.suppress(OSError):  # the write error, again: the first one counts
+            writer.close()
+        raise
+    writer.close()
     return report
