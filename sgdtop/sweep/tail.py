@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sgdtop.events import Event, EventError, SchemaVersionError, decode
+from sgdtop.schema import BadLine, Eval, RunStart, Spectrum, decode_line, newer_schema_message
 
 
 @dataclass(slots=True)
@@ -28,10 +28,6 @@ class Seen:
     test_loss: float | None = None
     evaluated: bool = False
     measured: bool = False
-
-
-def _number(x: object) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
 class EventTail:
@@ -57,17 +53,6 @@ class EventTail:
         *lines, self._buf = self._buf.split(b"\n")
         return lines
 
-    def _decode(self, raw: bytes) -> Event | None:
-        try:
-            return decode(raw)
-        except SchemaVersionError as exc:
-            if self.newer is None:
-                self.newer = (f"{self.path}:{self._line_no}: written by a newer sgdtop "
-                              f"({exc}); upgrade sgdtop to read it")
-        except EventError:
-            pass
-        return None
-
     def read(self) -> Seen:
         """Fold the lines appended since the last call."""
         seen = Seen()
@@ -75,21 +60,23 @@ class EventTail:
             self._line_no += 1
             if not raw.strip():
                 continue
-            ev = self._decode(raw)
-            if ev is None:
-                continue
-            if ev.step is not None:
-                seen.step = ev.step
-            if ev.epoch is not None:
-                seen.epoch = ev.epoch
-            if ev.kind == "run_start":
-                epochs = ev.get("epochs")
-                seen.epochs = epochs if isinstance(epochs, int) else None
-            elif ev.kind == "spectrum":
-                seen.spectral_norm = _number(ev.get("spectral_norm"))
-                seen.measured = True
-            elif ev.kind == "eval":
-                seen.test_acc = _number(ev.get("test_acc"))
-                seen.test_loss = _number(ev.get("test_loss"))
-                seen.evaluated = seen.measured = True
+            match decode_line(raw, self._line_no):
+                case BadLine(newer=True) as bad if self.newer is None:
+                    self.newer = newer_schema_message(self.path, bad)
+                case BadLine():
+                    continue
+                case rec:
+                    if rec.step is not None:
+                        seen.step = rec.step
+                    if rec.epoch is not None:
+                        seen.epoch = rec.epoch
+                    match rec:
+                        case RunStart(epochs=epochs):
+                            seen.epochs = epochs
+                        case Spectrum(spectral_norm=rho):
+                            seen.spectral_norm = rho
+                            seen.measured = True
+                        case Eval(test_acc=acc, test_loss=loss):
+                            seen.test_acc, seen.test_loss = acc, loss
+                            seen.evaluated = seen.measured = True
         return seen
