@@ -21,6 +21,7 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
+from sgdtop import format as fmt
 from sgdtop.summary import (
     AXIS_LABELS,
     Axis,
@@ -192,17 +193,15 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else x * 100.0
 
 
-_SUBSCRIPT: Final[dict[int, int]] = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
 def _k_label(summaries: Sequence[RunSummary]) -> str:
-    """``κ₃₀`` when all runs computed the same k, else ``κ_k``."""
+    """``κ₃₀`` when all runs computed the same k, else ``κₖ``
+    (:func:`sgdtop.format.kappa_label`)."""
     ks = {s.k for s in summaries}
     if len(ks) == 1:
         k = ks.pop()
         if k is not None:
-            return "κ" + str(k).translate(_SUBSCRIPT)
-    return "κ_k"
+            return fmt.kappa_label(k)
+    return fmt.kappa_label(None)
 
 
 def _summary_spec(

@@ -38,7 +38,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from sgdtop.compare import SETTINGS, differing_settings, format_value
+from sgdtop import format as fmt
+from sgdtop.compare import differing_settings, format_value
+from sgdtop.legacy_events import as_records
+from sgdtop.schema import Eval, LossSlice, Spectrum
 from sgdtop.summary import (
     AXIS_LABELS,
     Axis,
@@ -88,14 +91,6 @@ _RC: Final[dict[str, Any]] = {
     "savefig.dpi": 200,
 }
 
-_SETTING_SYMBOLS: Final[dict[str, str]] = {
-    "lr": "η",
-    "batch_size": "S",
-    "momentum": "β",
-    "weight_decay": "wd",
-}
-
-
 class PlotUnavailableError(RuntimeError):
     """matplotlib is not installed."""
 
@@ -137,24 +132,11 @@ def _finite_or_nan(y: np.ndarray) -> np.ndarray:
 
 
 def run_labels(runs: Sequence[RunEvents], summaries: Sequence[RunSummary]) -> list[str]:
-    """Legend labels: the settings in which the runs differ (``η=0.1, S=128``), else
-    the run names; the name is appended where two labels would be equal."""
+    """Legend labels, spelled by :func:`sgdtop.format.run_labels`: the settings in which
+    the runs differ (``η=0.1 S=128``), a label the user gave, else the run's id."""
     differing = differing_settings(summaries) if len(runs) > 1 else []
-    labels = []
-    for run, s in zip(runs, summaries, strict=True):
-        parts = []
-        for key, _ in SETTINGS:
-            if key in differing:
-                value = s.settings()[key]
-                sym = _SETTING_SYMBOLS.get(key)
-                parts.append(f"{sym}={format_value(value)}" if sym else format_value(value))
-        labels.append(", ".join(parts) if parts else run.name)
-    if len(set(labels)) < len(labels):
-        labels = [
-            f"{lab} ({run.name})" if lab != run.name else lab
-            for lab, run in zip(labels, runs, strict=True)
-        ]
-    return labels
+    return fmt.run_labels([s.settings() for s in summaries], [r.run_id for r in runs],
+                          differing, given=[r.label for r in runs])
 
 
 def run_colors(summaries: Sequence[RunSummary]) -> list[Any]:
@@ -214,6 +196,11 @@ def _no_data(ax: Axes, what: str) -> None:
 
 def _has(run: RunEvents, kind: str) -> bool:
     return any(ev.kind == kind for ev in run.events)
+
+
+def _slices(run: RunEvents) -> list[LossSlice]:
+    """The run's loss_slice records, in order."""
+    return [r for r in as_records(run.events) if isinstance(r, LossSlice)]
 
 
 def _has_finite(runs: Sequence[RunEvents], field: str, kind: str) -> bool:
@@ -477,15 +464,11 @@ def _fig_generalization(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> N
 def rho_at_train_loss(run: RunEvents) -> tuple[np.ndarray, np.ndarray]:
     """(training loss, ρ(H)) pairs: each spectrum event with an eval event at the same
     step (the trainer evaluates at the end of an epoch, then measures), in step order."""
-    losses: dict[int, float] = {}
-    for ev in run.events:
-        if ev.kind == "eval" and ev.step is not None:
-            value = ev.get("train_loss")
-            if isinstance(value, int | float):
-                losses[ev.step] = float(value)
-    pairs = [(losses[ev.step], float(ev.get("spectral_norm", math.nan)))
-             for ev in run.events
-             if ev.kind == "spectrum" and ev.step is not None and ev.step in losses]
+    records = as_records(run.events)
+    losses = {r.step: r.train_loss for r in records
+              if isinstance(r, Eval) and r.step is not None}
+    pairs = [(losses[r.step], r.spectral_norm) for r in records
+             if isinstance(r, Spectrum) and r.step is not None and r.step in losses]
     if not pairs:
         return np.array([]), np.array([])
     x, y = zip(*pairs, strict=True)
@@ -528,27 +511,23 @@ def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
             "no loss_slice events in these runs (a profile with slice_every > 0 measures "
             "them, e.g. --set slice_every=5)")
     cmap = _red_blue().reversed()  # first blue, last red
-    m = max(len(ev.get("losses") or []) for r in with_slices for ev in r.events
-            if ev.kind == "loss_slice")
-    m = max(m, 1)
+    slices = [_slices(r) for r in with_slices]
+    m = max(1, max((len(rec.losses) for evs in slices for rec in evs), default=0))
     fig.set_size_inches(min(_WIDTH_IN * 1.4, 2.3 * m + 0.8), 2.3 * len(with_slices) + 0.6)
     axes = fig.subplots(len(with_slices), m, squeeze=False)
-    for row, run in enumerate(with_slices):
-        evs = [ev for ev in run.events if ev.kind == "loss_slice"]
-        steps = [ev.step if ev.step is not None else i for i, ev in enumerate(evs)]
+    for row, (run, evs) in enumerate(zip(with_slices, slices, strict=True)):
+        steps = [rec.step if rec.step is not None else i for i, rec in enumerate(evs)]
         norm = Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
-        eta = next((float(ev.get("lr")) for ev in evs
-                    if isinstance(ev.get("lr"), int | float) and ev.get("lr") > 0), math.nan)
+        eta = next((rec.lr for rec in evs if rec.lr > 0), math.nan)
         for col in range(m):
             ax = axes[row, col]
             drawn = []
-            for ev, step in zip(evs, steps, strict=True):
-                losses = ev.get("losses") or []
-                if col >= len(losses):
+            for rec, step in zip(evs, steps, strict=True):
+                if col >= len(rec.losses):
                     continue
-                t = np.asarray(ev.get("distances"), dtype=float)
+                t = np.asarray(rec.distances, dtype=float)
                 x = t / eta if math.isfinite(eta) else t
-                y = _finite_or_nan(np.asarray(losses[col], dtype=float))
+                y = _finite_or_nan(np.asarray(rec.losses[col], dtype=float))
                 ax.plot(x, y, color=cmap(norm(step)), lw=0.9, alpha=0.85)
                 drawn.append(y)
             _maybe_log(ax, drawn)  # early slices can be 100× the late ones

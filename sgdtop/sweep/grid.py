@@ -16,6 +16,7 @@ from typing import Any, Final
 import numpy as np
 
 from sgdtop.compare import format_value
+from sgdtop.format import SETTING_SYMBOLS
 
 #: The axes a sweep can vary, in grid order (the last varies fastest).
 AXES: Final[tuple[str, ...]] = ("lr", "batch_size", "momentum", "seed")
@@ -23,9 +24,9 @@ AXES: Final[tuple[str, ...]] = ("lr", "batch_size", "momentum", "seed")
 AXIS_FLAGS: Final[dict[str, str]] = {
     "lr": "--lr", "batch_size": "--batch-size", "momentum": "--momentum", "seed": "--seed",
 }
-#: Short symbols of the axes, for cell names, tables and legends.
-AXIS_SYMBOLS: Final[dict[str, str]] = {"lr": "η", "batch_size": "S", "momentum": "β",
-                                      "seed": "seed"}
+#: Short symbols of the axes, for cell labels, tables and legends (the one spelling,
+#: :data:`sgdtop.format.SETTING_SYMBOLS`).
+AXIS_SYMBOLS: Final[dict[str, str]] = {k: SETTING_SYMBOLS[k] for k in AXES}
 _NAME_TAGS: Final[dict[str, str]] = {"lr": "lr", "batch_size": "b", "momentum": "m",
                                      "seed": "s"}
 _INT_AXES: Final[frozenset[str]] = frozenset({"batch_size", "seed"})

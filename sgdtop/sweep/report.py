@@ -12,6 +12,7 @@ from typing import IO
 
 from rich.table import Table
 
+from sgdtop import format as fmt
 from sgdtop.compare import format_rows, format_value
 from sgdtop.sweep.grid import AXES, AXIS_SYMBOLS
 from sgdtop.sweep.stats import QUANTITIES, X_AXES, SweepSummary, cell_axis_value
@@ -19,9 +20,11 @@ from sgdtop.sweep.updates import CellUpdate
 
 
 def _pct(x: float | None) -> str:
+    """An accuracy in [0, 1] as a percentage (``87.5%``); the table's ``—`` when unknown,
+    ``-`` when not finite (a regression run has no accuracy)."""
     if x is None or not math.isfinite(x):
         return "—" if x is None else "-"
-    return f"{100 * x:.1f}%"
+    return fmt.percent(100 * x)
 
 
 def cell_rows(summary: SweepSummary) -> list[list[str]]:
@@ -140,7 +143,7 @@ class SweepLogPrinter:
             line = (f"{head} epoch {'-' if u.epoch is None else u.epoch + 1}{epochs} "
                     f"step {u.step if u.step is not None else '-'}  {nums}")
         else:
-            secs = f", {u.seconds:.0f}s" if u.seconds is not None else ""
+            secs = f", {fmt.duration(u.seconds)}" if u.seconds is not None else ""
             line = f"{head} {u.status} (run {u.run_id or '-'}{secs}): {nums}"
         if u.kind != "skip" and u.message:
             line += f"  [{u.message}]"

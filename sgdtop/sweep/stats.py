@@ -21,6 +21,8 @@ import numpy as np
 
 from sgdtop.compare import format_value
 from sgdtop.events import SchemaVersionError
+from sgdtop.legacy_events import as_records
+from sgdtop.schema import RunStart
 from sgdtop.store import read_run, run_info
 from sgdtop.summary import RunEvents, Weighting, summarize
 from sgdtop.sweep.grid import AXIS_SYMBOLS, Cell
@@ -163,11 +165,9 @@ def _cell_summary(sweep: Sweep, cell: Cell, weighting: Weighting) -> CellSummary
         return empty
     s = summarize(RunEvents.from_events(events, path=run_dir), weighting=weighting)
     seed = settings.get("seed")
-    start = next((e for e in events if e.kind == "run_start"), None)
+    start = next((r for r in as_records(events) if isinstance(r, RunStart)), None)
     if seed is None and start is not None:
-        prof = start.get("profile")
-        if isinstance(prof, dict) and isinstance(prof.get("seed"), int):
-            seed = prof["seed"]
+        seed = start.profile.get("seed")  # the profile is a plain mapping
     return CellSummary(
         index=cell.index, name=cell.name, settings=settings, run_id=cell.run_id,
         status=run_info(run_dir).status,
