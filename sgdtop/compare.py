@@ -204,14 +204,18 @@ def _k_label(summaries: Sequence[RunSummary]) -> str:
     return fmt.kappa_label(None)
 
 
+def _setting_cell(key: str) -> Callable[[RunSummary], str]:
+    """The table cell of setting ``key`` of a run."""
+    return lambda s: format_value(s.settings()[key])
+
+
 def _summary_spec(
     summaries: Sequence[RunSummary],
 ) -> list[tuple[str, str | None, Callable[[RunSummary], str]]]:
     """(row label, setting key or None, cell formatter) for each row of the table."""
     k_label = _k_label(summaries)
     rows: list[tuple[str, str | None, Callable[[RunSummary], str]]] = [
-        (label, key, (lambda s, key=key: format_value(s.settings()[key])))
-        for key, label in SETTINGS
+        (label, key, _setting_cell(key)) for key, label in SETTINGS
     ]
     rows += [
         ("parameters", None, lambda s: format_value(s.num_params)),

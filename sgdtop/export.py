@@ -413,7 +413,7 @@ def export_tensorboard(
     Raises :class:`ExportUnavailableError` when tensorboard is not installed.
     """
     try:
-        from tensorboard.summary import Writer
+        from tensorboard.summary import Writer  # type: ignore[import-untyped]
     except ImportError as exc:
         raise ExportUnavailableError(INSTALL_HINT_TB) from exc
 

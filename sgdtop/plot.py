@@ -378,7 +378,7 @@ def _draw_dense(ax: Axes, run: RunEvents, color: Any, axis: Axis, *, stats: bool
     if hist is None or hist.counts.size == 0:
         return False
     ax.hist(
-        hist.edges[:-1], bins=hist.edges, weights=hist.counts, log=True,
+        hist.edges[:-1], bins=hist.edges.tolist(), weights=hist.counts, log=True,
         color=color, alpha=0.8 if stats else 0.45, histtype="stepfilled",
     )
     if stats:

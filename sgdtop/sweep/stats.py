@@ -51,7 +51,7 @@ def fit_line(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -
 
     Raises ``ValueError`` with fewer than two distinct finite x.
     """
-    from scipy.stats import linregress  # ~0.3 s to import: only when a line is fitted
+    from scipy.stats import linregress  # type: ignore[import-untyped]  # (~0.3 s import)
 
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
@@ -167,7 +167,8 @@ def _cell_summary(sweep: Sweep, cell: Cell, weighting: Weighting) -> CellSummary
     seed = settings.get("seed")
     start = next((r for r in as_records(events) if isinstance(r, RunStart)), None)
     if seed is None and start is not None:
-        seed = start.profile.get("seed")  # the profile is a plain mapping
+        from_profile = start.profile.get("seed")  # the profile is a plain mapping
+        seed = from_profile if isinstance(from_profile, int) else None
     return CellSummary(
         index=cell.index, name=cell.name, settings=settings, run_id=cell.run_id,
         status=run_info(run_dir).status,
