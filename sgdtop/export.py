@@ -36,6 +36,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,7 +331,7 @@ class TensorBoardExport:
 
     log_dir: Path
     scalars: int = 0
-    skipped_nonfinite: dict[str, int] = field(default_factory=dict)
+    skipped_nonfinite: Counter[str] = field(default_factory=Counter)
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -482,7 +483,7 @@ def _write_tensorboard(records: Sequence[Record], log_dir: Path, writer_cls: Any
                 with np.errstate(over="ignore"):
                     finite = math.isfinite(value) and bool(np.isfinite(np.float32(value)))
                 if not finite:
-                    report.skipped_nonfinite[tag] = report.skipped_nonfinite.get(tag, 0) + 1
+                    report.skipped_nonfinite[tag] += 1
                     continue
                 writer.add_scalar(
                     tag, float(value), step, wall_time=origin + rec.t,
