@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from sgdtop import profile as profile_mod
 from sgdtop.store import list_run_dirs, match_id, run_info, runs_root
+from sgdtop.store import trainer_pid as _live_pid  # → sgdtop.recorder.liveness.live_pid
 from sgdtop.sweep.grid import AXES, Cell, SweepError, _flag, plan_cells
 
 SWEEPS_SUBDIR: Final[str] = "sweeps"
@@ -182,7 +183,10 @@ class Sweep:
         if run_dir is None or not run_dir.is_dir():
             return "running" if starting else PENDING
         status = run_info(run_dir).status
-        return "running" if status == "died" and starting else status
+        if status in ("running", "died"):  # no run_end: is its trainer alive?
+            live = starting or _live_pid(run_dir) is not None
+            return "running" if live else "died"
+        return status
 
     def to_dict(self) -> dict[str, Any]:
         return {
