@@ -184,7 +184,7 @@ class _Runner:
     def _exited(self, act: _Active) -> bool:
         if act.proc is not None:
             return act.proc.poll() is not None
-        return self.sweep.cell_status(act.cell) != "running"
+        return not self.sweep.cell_live(act.cell)
 
     def find_run(self, act: _Active) -> None:
         """Attach the cell to its run directory once its trainer created it."""
@@ -218,6 +218,9 @@ class _Runner:
         self.read_events(act, report=False)
         if act.log is not None:
             act.log.close()
+        if act.cell.run_id is not None:  # its holder has exited: the lock is free
+            with contextlib.suppress(OSError):
+                self.sweep.lock_path(act.cell.run_id).unlink()
         code = act.proc.returncode if act.proc is not None else None
         if act.tail is not None:
             status = run_info(act.tail.path.parent).status

@@ -172,6 +172,16 @@ class Sweep:
         starting (no run directory yet) from one that died."""
         return self.path / LOCKS_SUBDIR / f"{check_name(run_id, 'run id')}.lock"
 
+    def cell_live(self, cell: Cell) -> bool:
+        """Whether ``cell``'s newest attempt still runs: its `sgdtop run` process holds
+        the attempt's lock, or its trainer is alive (cheap: reads no events)."""
+        if cell.run_id is None:
+            return False
+        if lock_pid(self.lock_path(cell.run_id)) is not None:
+            return True
+        run_dir = self.runs_dir / cell.run_id
+        return run_dir.is_dir() and _live_pid(run_dir) is not None
+
     def cell_status(self, cell: Cell) -> str:
         """The status of ``cell``'s newest run (``completed``, ``interrupted``,
         ``diverged``, ``failed``, ``running`` or ``died``, see
