@@ -679,3 +679,20 @@ def test_a_cells_newer_schema_line_is_reported_not_dropped(tmp_path: Path) -> No
     SweepLogPrinter(out)(CellUpdate(kind="progress", index=0, n_cells=1, cell=cell,
                                     status="running", message=tail.newer))
     assert tail.newer in out.getvalue()
+
+
+def test_a_cell_run_by_a_newer_sgdtop_is_one_line(tmp_path: Path) -> None:
+    """A resume over a cell whose run was written by a newer schema says so in one line
+    (it used to end in a SchemaVersionError traceback)."""
+    sw = create_sweep("smoke", {"lr": [0.05]}, set_items=FAST, runs_dir=tmp_path)
+    sw.cells[0].run_id = "newer-run"
+    (sw.runs_dir / "newer-run").mkdir(parents=True)
+    (sw.runs_dir / "newer-run" / "events.jsonl").write_text(
+        '{"v": 99, "kind": "run_end", "t": 1.0}\n', encoding="utf-8")
+    sw.save()
+    with pytest.raises(SweepError, match="newer than this sgdtop") as info:
+        run_sweep(load_sweep(sw.path), handle_signals=False)
+    assert "\n" not in str(info.value) and "newer-run/events.jsonl" in str(info.value)
+    proc = subprocess.run(_sweep_cli(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("sgdtop: error: ")

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from sgdtop import profile as profile_mod
-from sgdtop.store import list_run_dirs, match_id, run_info, runs_root
+from sgdtop.events import SchemaVersionError
+from sgdtop.store import EVENTS_FILE, list_run_dirs, match_id, run_info, runs_root
 from sgdtop.store import trainer_pid as _live_pid  # → sgdtop.recorder.liveness.live_pid
 from sgdtop.sweep.grid import AXES, Cell, SweepError, _flag, plan_cells
 
@@ -187,12 +188,16 @@ class Sweep:
         ``diverged``, ``failed``, ``running`` or ``died``, see
         :func:`sgdtop.store.run_info`), or :data:`PENDING` when it has none. A cell whose
         `sgdtop run` process still holds its lock (:meth:`lock_path`) is ``running``
-        even before its run directory exists."""
+        even before its run directory exists. A run written by a newer sgdtop is a
+        one-line :class:`SweepError`."""
         run_dir = self.run_dir(cell)
         starting = cell.run_id is not None and lock_pid(self.lock_path(cell.run_id)) is not None
         if run_dir is None or not run_dir.is_dir():
             return "running" if starting else PENDING
-        status = run_info(run_dir).status
+        try:
+            status = run_info(run_dir).status
+        except SchemaVersionError as exc:  # one line, not a traceback (issue 11.1)
+            raise SweepError(f"{run_dir / EVENTS_FILE}: {exc}") from None
         if status in ("running", "died"):  # no run_end: is its trainer alive?
             live = starting or _live_pid(run_dir) is not None
             return "running" if live else "died"
