@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -179,8 +180,14 @@ def run(
     detach: Annotated[bool, typer.Option(
         "--detach", help="Start the trainer in the background and return; "
                          "follow it with `sgdtop watch`.")] = False,
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", hidden=True, help="The run's id (a new directory name; chosen by "
+                                      "`sgdtop sweep` for its cells).")] = None,
 ) -> None:
     """Train with SGD and show the Hessian spectrum live (TUI on a terminal, else --log)."""
+    if run_id is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", run_id)
+                               or ".." in run_id):
+        fail(f"--run-id {run_id!r} is not a run id (letters, digits, '.', '_', '-')")
     overrides: dict[str, Any] = {}
     flags = {"lr": lr, "batch_size": batch_size, "momentum": momentum,
              "weight_decay": weight_decay, "epochs": epochs, "k": k, "device": device,
@@ -196,6 +203,8 @@ def run(
         check_writable(root)
     except OSError as exc:
         fail(f"cannot write runs into {root}: {exc.strerror or exc}")
+    if run_id is not None and os.path.lexists(root / run_id):
+        fail(f"run {run_id} already exists in {root}")
 
     from sgdtop import launch
 
@@ -217,7 +226,8 @@ def run(
     old = {s: signal.signal(s, stopper.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     tui = use_tui(log, json_out)
     try:
-        feed = launch.TrainerProcess(prof, root, echo=None if tui else sys.stderr)
+        feed = launch.TrainerProcess(prof, root, run_id=run_id,
+                                     echo=None if tui else sys.stderr)
         stopper.attach(feed)
         if tui:
             from sgdtop.tui.run import run_live
@@ -740,7 +750,7 @@ def export(
     except (export_mod.ExportUnavailableError, FileExistsError) as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write the export: {exc.strerror or exc}")
+        fail(f"cannot write {exc.filename or 'the export'}: {exc.strerror or exc}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ import numpy as np
 from rich.table import Table
 from rich.text import Text
 
+from sgdtop import format as fmt
 from sgdtop.summary import (
     AXIS_LABELS,
     Axis,
@@ -192,17 +193,20 @@ def _pct(x: float | None) -> float | None:
     return None if x is None else x * 100.0
 
 
-_SUBSCRIPT: Final[dict[int, int]] = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
 def _k_label(summaries: Sequence[RunStats]) -> str:
-    """``κ₃₀`` when all runs computed the same k, else ``κ_k``."""
+    """``κ₃₀`` when all runs computed the same k, else ``κₖ``
+    (:func:`sgdtop.format.kappa_label`)."""
     ks = {s.k for s in summaries}
     if len(ks) == 1:
         k = ks.pop()
         if k is not None:
-            return "κ" + str(k).translate(_SUBSCRIPT)
-    return "κ_k"
+            return fmt.kappa_label(k)
+    return fmt.kappa_label(None)
+
+
+def _setting_cell(key: str) -> Callable[[RunStats], str]:
+    """The table cell of setting ``key`` of a run."""
+    return lambda s: format_value(s.settings()[key])
 
 
 def _summary_spec(
@@ -211,8 +215,7 @@ def _summary_spec(
     """(row label, setting key or None, cell formatter) for each row of the table."""
     k_label = _k_label(summaries)
     rows: list[tuple[str, str | None, Callable[[RunStats], str]]] = [
-        (label, key, (lambda s, key=key: format_value(s.settings()[key])))
-        for key, label in SETTINGS
+        (label, key, _setting_cell(key)) for key, label in SETTINGS
     ]
     rows += [
         ("parameters", None, lambda s: format_value(s.num_params)),

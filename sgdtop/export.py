@@ -27,18 +27,34 @@ skipped and counted, not written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import shutil
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from sgdtop.events import REQUIRED_FIELDS, Event
-from sgdtop.summary import run_start, top_mean_abs
+from sgdtop.schema import (
+    BY_KIND,
+    KINDS,
+    DenseSpectrum,
+    LossSlice,
+    Neurons,
+    Record,
+    RunStart,
+    Spectrum,
+)
+from sgdtop.summary import top_mean_abs
 
 INSTALL_HINT_TB: Final[str] = "tensorboard is not installed: pip install 'sgdtop[tensorboard]'"
 
@@ -131,79 +147,80 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def _base(ev: Event, run_id: str | None) -> dict[str, Any]:
-    return {"run_id": run_id, "step": ev.step, "epoch": ev.epoch, "t": ev.t}
+def _base(rec: Record, run_id: str | None) -> dict[str, Any]:
+    return {"run_id": run_id, "step": rec.step, "epoch": rec.epoch, "t": rec.t}
 
 
-def _scalar_row(ev: Event, run_id: str | None) -> dict[str, Any]:
-    row = _base(ev, run_id)
-    skip = _LONG_FIELDS.get(ev.kind, ())
-    for key, value in ev.data.items():
-        if key in skip or key in BASE_COLUMNS:  # run_start's run_id is the run_id column
+#: Wire keys that are not a kind's own fields (the header is in BASE_COLUMNS).
+_NOT_FIELDS: Final[frozenset[str]] = frozenset({"v", "kind", *BASE_COLUMNS})
+
+
+def _scalar_row(rec: Record, run_id: str | None) -> dict[str, Any]:
+    row = _base(rec, run_id)
+    skip = _LONG_FIELDS.get(rec.kind, ())
+    for key, value in rec.to_wire().items():
+        if key in skip or key in _NOT_FIELDS:  # run_start's run_id is the run_id column
             continue
-        if ev.kind == "run_start":
+        if isinstance(rec, RunStart):
             _flatten(key, value, row)
         else:
             row[key] = value
     return row
 
 
-def _at(seq: Any, i: int) -> Any:
-    return seq[i] if isinstance(seq, list | tuple) and i < len(seq) else None
+def _at(seq: Sequence[Any], i: int) -> Any:
+    return seq[i] if i < len(seq) else None
 
 
-def _eigen_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
-    eigs = ev.get("eigenvalues") or []
-    for i in range(len(eigs)):
+def _eigen_rows(rec: Spectrum, run_id: str | None) -> Iterable[dict[str, Any]]:
+    for i, lam in enumerate(rec.eigenvalues):
         yield {
-            **_base(ev, run_id),
+            **_base(rec, run_id),
             "rank": i + 1,
-            "eigenvalue": eigs[i],
-            "residual": _at(ev.get("residuals"), i),
-            "converged": _at(ev.get("converged"), i),
+            "eigenvalue": lam,
+            "residual": _at(rec.residuals, i),
+            "converged": _at(rec.converged, i),
         }
 
 
-def _layer_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
-    for layer in ev.get("layers") or []:
-        if not isinstance(layer, Mapping):
-            continue
-        row = _base(ev, run_id)
-        row["layer"] = layer.get("name")
-        for key, value in layer.items():
-            if key != "name":
-                row[key] = value
+def _layer_rows(rec: Neurons, run_id: str | None) -> Iterable[dict[str, Any]]:
+    for layer in rec.layers:
+        row = _base(rec, run_id)
+        row["layer"] = layer.name
+        row.update((k, v) for k, v in layer.to_wire().items() if k != "name")
         yield row
 
 
-def _hist_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
-    edges = ev.get("hist_edges") or []
-    counts = ev.get("hist_counts") or []
-    for i, count in enumerate(counts):
+def _hist_rows(rec: DenseSpectrum, run_id: str | None) -> Iterable[dict[str, Any]]:
+    for i, count in enumerate(rec.hist_counts):
         yield {
-            **_base(ev, run_id),
+            **_base(rec, run_id),
             "bin": i,
-            "left": _at(edges, i),
-            "right": _at(edges, i + 1),
+            "left": _at(rec.hist_edges, i),
+            "right": _at(rec.hist_edges, i + 1),
             "count": count,
         }
 
 
-def _slice_rows(ev: Event, run_id: str | None) -> Iterable[dict[str, Any]]:
+def _slice_rows(rec: LossSlice, run_id: str | None) -> Iterable[dict[str, Any]]:
     """One row per (direction, distance) of a loss_slice: loss = L(θ + t·vᵢ)."""
-    ts = ev.get("distances") or []
-    lams = ev.get("eigenvalues") or []
-    slopes = ev.get("slopes") or []
-    for i, row in enumerate(ev.get("losses") or []):
-        for t, loss in zip(ts, row or [], strict=False):
+    for i, row in enumerate(rec.losses):
+        for t, loss in zip(rec.distances, row, strict=False):
             yield {
-                **_base(ev, run_id),
+                **_base(rec, run_id),
                 "direction": i + 1,
-                "eigenvalue": _at(lams, i),
-                "slope": _at(slopes, i),
+                "eigenvalue": _at(rec.eigenvalues, i),
+                "slope": _at(rec.slopes, i),
                 "distance": t,
                 "loss": loss,
             }
+
+
+def _required(kind: str) -> tuple[str, ...]:
+    """The required fields of ``kind``'s record, in schema order (header left out)."""
+    return tuple(f.name for f in dataclasses.fields(BY_KIND[kind])
+                 if f.default is dataclasses.MISSING
+                 and f.default_factory is dataclasses.MISSING and f.name not in _NOT_FIELDS)
 
 
 def _columns(rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> list[str]:
@@ -214,24 +231,38 @@ def _columns(rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> list[str
 
 
 def _write_table(path: Path, rows: Sequence[dict[str, Any]], leading: Sequence[str]) -> Path:
+    """Write one table to a temporary name beside ``path``, then rename it: a failed write
+    (a full disk) leaves no empty or cut-off ``path``, and raises ``OSError`` whose
+    ``filename`` is ``path``."""
     cols = _columns(rows, leading)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(cols)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in cols])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(cols)
+            for row in rows:
+                writer.writerow([_cell(row.get(c)) for c in cols])
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     return path
 
 
-def _run_id(events: Sequence[Event], run_id: str | None) -> str | None:
+def _run_start(records: Sequence[Record]) -> RunStart | None:
+    return next((r for r in records if isinstance(r, RunStart)), None)
+
+
+def _run_id(records: Sequence[Record], run_id: str | None) -> str | None:
     if run_id is not None:
         return run_id
-    start = run_start(events)
-    return None if start is None else str(start["run_id"])
+    start = _run_start(records)
+    return None if start is None else start.run_id
 
 
 def export_csv(
-    events: Sequence[Event], out_dir: Path, *, run_id: str | None = None
+    events: Sequence[Record], out_dir: Path, *, run_id: str | None = None
 ) -> dict[str, Path]:
     """Write one tidy CSV per event kind present (plus the long-form tables) into
     ``out_dir`` (created if needed; files of the same name are replaced).
@@ -240,48 +271,48 @@ def export_csv(
     files written, by table name (``"spectrum"``, ``"spectrum_eigenvalues"``, ...), in
     schema order.
     """
+    records = list(events)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rid = _run_id(events, run_id)
+    rid = _run_id(records, run_id)
     tables: dict[str, tuple[list[dict[str, Any]], tuple[str, ...]]] = {}
 
     def add(name: str, row: dict[str, Any], leading: tuple[str, ...]) -> None:
         tables.setdefault(name, ([], leading))[0].append(row)
 
-    kinds = list(REQUIRED_FIELDS) + sorted({ev.kind for ev in events} - set(REQUIRED_FIELDS))
-    by_kind: dict[str, list[Event]] = {k: [] for k in kinds}
-    for ev in events:
-        by_kind[ev.kind].append(ev)
-    for kind in kinds:
-        fields = tuple(
-            f for f in REQUIRED_FIELDS.get(kind, ()) if f not in _LONG_FIELDS.get(kind, ())
-        )
-        for ev in by_kind[kind]:
-            add(kind, _scalar_row(ev, rid), (*BASE_COLUMNS, *fields))
-            if kind == "spectrum":
-                for row in _eigen_rows(ev, rid):
-                    add(
-                        "spectrum_eigenvalues", row,
-                        (*BASE_COLUMNS, "rank", "eigenvalue", "residual", "converged"),
-                    )
-            elif kind == "neurons":
-                for row in _layer_rows(ev, rid):
-                    add(
-                        "neurons_layers", row,
-                        (*BASE_COLUMNS, "layer", "units", "dead", "dead_pct"),
-                    )
-            elif kind == "loss_slice":
-                for row in _slice_rows(ev, rid):
-                    add(
-                        "loss_slice_points", row,
-                        (*BASE_COLUMNS, "direction", "eigenvalue", "slope", "distance", "loss"),
-                    )
-            elif kind == "dense_spectrum":
-                for row in _hist_rows(ev, rid):
-                    add(
-                        "dense_spectrum_histogram", row,
-                        (*BASE_COLUMNS, "bin", "left", "right", "count"),
-                    )
+    by_kind: dict[str, list[Record]] = {k: [] for k in KINDS}
+    for rec in records:
+        by_kind[rec.kind].append(rec)
+    for kind in KINDS:
+        fields = tuple(f for f in _required(kind) if f not in _LONG_FIELDS.get(kind, ()))
+        for rec in by_kind[kind]:
+            add(kind, _scalar_row(rec, rid), (*BASE_COLUMNS, *fields))
+            match rec:
+                case Spectrum():
+                    for row in _eigen_rows(rec, rid):
+                        add(
+                            "spectrum_eigenvalues", row,
+                            (*BASE_COLUMNS, "rank", "eigenvalue", "residual", "converged"),
+                        )
+                case Neurons():
+                    for row in _layer_rows(rec, rid):
+                        add(
+                            "neurons_layers", row,
+                            (*BASE_COLUMNS, "layer", "units", "dead", "dead_pct"),
+                        )
+                case LossSlice():
+                    for row in _slice_rows(rec, rid):
+                        add(
+                            "loss_slice_points", row,
+                            (*BASE_COLUMNS, "direction", "eigenvalue", "slope", "distance",
+                             "loss"),
+                        )
+                case DenseSpectrum():
+                    for row in _hist_rows(rec, rid):
+                        add(
+                            "dense_spectrum_histogram", row,
+                            (*BASE_COLUMNS, "bin", "left", "right", "count"),
+                        )
     return {
         name: _write_table(out_dir / f"{name}.csv", rows, leading)
         for name, (rows, leading) in tables.items()
@@ -298,7 +329,7 @@ class TensorBoardExport:
 
     log_dir: Path
     scalars: int = 0
-    skipped_nonfinite: dict[str, int] = field(default_factory=dict)
+    skipped_nonfinite: Counter[str] = field(default_factory=Counter)
     tags: list[str] = field(default_factory=list)
 
     @property
@@ -307,13 +338,13 @@ class TensorBoardExport:
         return sum(self.skipped_nonfinite.values())
 
 
-def _event_value(ev: Event, field_name: str) -> Any:
-    if ev.kind == "spectrum" and field_name == "top10_mean":
-        return top_mean_abs(ev.get("eigenvalues") or [])
-    if ev.kind == "spectrum" and field_name == "max_residual":
-        res = [r for r in ev.get("residuals") or [] if isinstance(r, int | float)]
-        return max(res) if res else None
-    return ev.get(field_name)
+def _record_value(rec: Record, field_name: str) -> Any:
+    match rec, field_name:
+        case Spectrum(), "top10_mean":
+            return top_mean_abs(list(rec.eigenvalues))
+        case Spectrum(), "max_residual":
+            return max(rec.residuals, default=None)
+    return getattr(rec, field_name)
 
 
 def _tag_part(name: str) -> str:
@@ -321,42 +352,43 @@ def _tag_part(name: str) -> str:
     return "_".join(str(name).replace("/", "_").split()) or "_"
 
 
-def _tb_scalars(ev: Event) -> Iterable[tuple[str, Any, str]]:
-    """(tag, value, description) for every scalar of ``ev``."""
+def _tb_scalars(rec: Record) -> Iterable[tuple[str, Any, str]]:
+    """(tag, value, description) for every scalar of ``rec``."""
     for tag, (kind, field_name, desc) in TENSORBOARD_TAGS.items():
-        if kind == ev.kind:
-            yield tag, _event_value(ev, field_name), desc
-    if ev.kind == "spectrum":
-        eigs = ev.get("eigenvalues") or []
-        width = max(2, len(str(len(eigs))))
-        for i, lam in enumerate(eigs):
-            yield (
-                f"spectrum/lambda_{i + 1:0{width}d}", lam,
-                f"Hessian eigenvalue of rank {i + 1} by |λ| (signed)",
-            )
-    elif ev.kind == "neurons":
-        for layer in ev.get("layers") or []:
-            if isinstance(layer, Mapping):
+        if kind == rec.kind:
+            yield tag, _record_value(rec, field_name), desc
+    match rec:
+        case Spectrum(eigenvalues=eigs):
+            width = max(2, len(str(len(eigs))))
+            for i, lam in enumerate(eigs):
                 yield (
-                    f"neurons/{_tag_part(layer.get('name', '?'))}/dead_pct",
-                    layer.get("dead_pct"),
+                    f"spectrum/lambda_{i + 1:0{width}d}", lam,
+                    f"Hessian eigenvalue of rank {i + 1} by |λ| (signed)",
+                )
+        case Neurons(layers=layers):
+            for layer in layers:
+                yield (
+                    f"neurons/{_tag_part(layer.name)}/dead_pct", layer.dead_pct,
                     "% of the layer's units with mean |activation| below the threshold",
                 )
 
 
-def _wall_origin(events: Sequence[Event], origin: float | None) -> float:
+def _wall_origin(records: Sequence[Record], origin: float | None) -> float:
+    """``origin``, else run_start's ``wall_time`` (or an older writer's ``started_at`` /
+    ``unix_time``, kept in ``extra``), else 0."""
     if origin is not None:
         return float(origin)
-    start = run_start(events)
-    for key in ("wall_time", "started_at", "unix_time"):
-        v = start.get(key) if start is not None else None
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            return float(v)
+    start = _run_start(records)
+    if start is None:
+        return 0.0
+    for value in (start.wall_time, start.extra.get("started_at"), start.extra.get("unix_time")):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
     return 0.0
 
 
 def export_tensorboard(
-    events: Sequence[Event],
+    events: Sequence[Record],
     out_dir: Path,
     *,
     wall_time_origin: float | None = None,
@@ -380,7 +412,7 @@ def export_tensorboard(
     Raises :class:`ExportUnavailableError` when tensorboard is not installed.
     """
     try:
-        from tensorboard.summary import Writer
+        from tensorboard.summary import Writer  # type: ignore[import-untyped]
     except ImportError as exc:
         raise ExportUnavailableError(INSTALL_HINT_TB) from exc
 
@@ -393,34 +425,75 @@ def export_tensorboard(
             f"{', ...' if len(existing) > 1 else ''}): export into an empty directory, "
             "or replace them"
         )
-    for path in existing:
-        if path.is_file():
-            path.unlink()
-    origin = _wall_origin(events, wall_time_origin)
-    report = TensorBoardExport(log_dir=out_dir)
+    # Written into a hidden sibling directory first, moved in once complete: a failed
+    # export (a full disk) leaves out_dir as it was, with no empty or cut-off file.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp",
+                                    dir=out_dir.parent))
+    try:
+        with _thread_errors_raised_here():
+            report = _write_tensorboard(list(events), staging, Writer,
+                                        wall_time_origin)
+        report.log_dir = out_dir
+        for path in existing:
+            if path.is_file():
+                path.unlink()
+        for path in staging.iterdir():
+            os.replace(path, out_dir / path.name)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out_dir)) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+@contextlib.contextmanager
+def _thread_errors_raised_here() -> Iterator[None]:
+    """TensorBoard writes from a thread of its own and re-raises the thread's error in
+    the caller; keep that thread from also printing it ("Exception in thread ...")."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, OSError):
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+def _write_tensorboard(records: Sequence[Record], log_dir: Path, writer_cls: Any,
+                       wall_time_origin: float | None) -> TensorBoardExport:
+    """Write the scalars of ``records`` with a new ``writer_cls`` in ``log_dir``."""
+    origin = _wall_origin(records, wall_time_origin)
+    report = TensorBoardExport(log_dir=log_dir)
     described: set[str] = set()
     step = 0
-    writer = Writer(str(out_dir))
+    writer = writer_cls(str(log_dir))
     try:
-        for ev in events:
-            if ev.step is not None:
-                step = ev.step
-            for tag, value, desc in _tb_scalars(ev):
+        for rec in records:
+            if rec.step is not None:
+                step = rec.step
+            for tag, value, desc in _tb_scalars(rec):
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
                 with np.errstate(over="ignore"):
                     finite = math.isfinite(value) and bool(np.isfinite(np.float32(value)))
                 if not finite:
-                    report.skipped_nonfinite[tag] = report.skipped_nonfinite.get(tag, 0) + 1
+                    report.skipped_nonfinite[tag] += 1
                     continue
                 writer.add_scalar(
-                    tag, float(value), step, wall_time=origin + ev.t,
+                    tag, float(value), step, wall_time=origin + rec.t,
                     description=None if tag in described else desc,
                 )
                 if tag not in described:
                     described.add(tag)
                     report.tags.append(tag)
                 report.scalars += 1
-    finally:
-        writer.close()
+    except BaseException:
+        with contextlib.suppress(OSError):  # the write error, again: the first one counts
+            writer.close()
+        raise
+    writer.close()
     return report

@@ -38,12 +38,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from sgdtop.compare import SETTINGS, differing_settings, format_value
+from sgdtop import format as fmt
+from sgdtop.compare import differing_settings, format_value
+from sgdtop.schema import Eval, LossSlice, Spectrum
 from sgdtop.summary import (
     AXIS_LABELS,
     Axis,
     RunEvents,
     RunStats,
+    Weighting,
     eigenvalue_matrix,
     last_dense_spectrum,
     series,
@@ -54,6 +57,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap
     from matplotlib.figure import Figure
+
+    from sgdtop.sweep.stats import SweepFit
+    from sgdtop.sweep.sweepfile import Sweep
 
 PLOT_KINDS: Final[tuple[str, ...]] = ("auto", "eigenvalues", "cond", "dead", "dense",
                                        "generalization", "rho-vs-loss", "slices")
@@ -83,14 +89,6 @@ _RC: Final[dict[str, Any]] = {
     "pdf.fonttype": 42,  # TrueType in PDFs: editable text, accepted by publishers
     "savefig.dpi": 200,
 }
-
-_SETTING_SYMBOLS: Final[dict[str, str]] = {
-    "lr": "η",
-    "batch_size": "S",
-    "momentum": "β",
-    "weight_decay": "wd",
-}
-
 
 class PlotUnavailableError(RuntimeError):
     """matplotlib is not installed."""
@@ -133,24 +131,11 @@ def _finite_or_nan(y: np.ndarray) -> np.ndarray:
 
 
 def run_labels(runs: Sequence[RunEvents], summaries: Sequence[RunStats]) -> list[str]:
-    """Legend labels: the settings in which the runs differ (``η=0.1, S=128``), else
-    the run names; the name is appended where two labels would be equal."""
+    """Legend labels, spelled by :func:`sgdtop.format.run_labels`: the settings in which
+    the runs differ (``η=0.1 S=128``), a label the user gave, else the run's id."""
     differing = differing_settings(summaries) if len(runs) > 1 else []
-    labels = []
-    for run, s in zip(runs, summaries, strict=True):
-        parts = []
-        for key, _ in SETTINGS:
-            if key in differing:
-                value = s.settings()[key]
-                sym = _SETTING_SYMBOLS.get(key)
-                parts.append(f"{sym}={format_value(value)}" if sym else format_value(value))
-        labels.append(", ".join(parts) if parts else run.name)
-    if len(set(labels)) < len(labels):
-        labels = [
-            f"{lab} ({run.name})" if lab != run.name else lab
-            for lab, run in zip(labels, runs, strict=True)
-        ]
-    return labels
+    return fmt.run_labels([s.settings() for s in summaries], [r.run_id for r in runs],
+                          differing, given=[r.label for r in runs])
 
 
 def run_colors(summaries: Sequence[RunStats]) -> list[Any]:
@@ -210,6 +195,11 @@ def _no_data(ax: Axes, what: str) -> None:
 
 def _has(run: RunEvents, kind: str) -> bool:
     return any(ev.kind == kind for ev in run.events)
+
+
+def _slices(run: RunEvents) -> list[LossSlice]:
+    """The run's loss_slice records, in order."""
+    return [r for r in run.events if isinstance(r, LossSlice)]
 
 
 def _has_finite(runs: Sequence[RunEvents], field: str, kind: str) -> bool:
@@ -387,7 +377,7 @@ def _draw_dense(ax: Axes, run: RunEvents, color: Any, axis: Axis, *, stats: bool
     if hist is None or hist.counts.size == 0:
         return False
     ax.hist(
-        hist.edges[:-1], bins=hist.edges, weights=hist.counts, log=True,
+        hist.edges[:-1], bins=hist.edges.tolist(), weights=hist.counts, log=True,
         color=color, alpha=0.8 if stats else 0.45, histtype="stepfilled",
     )
     if stats:
@@ -473,15 +463,11 @@ def _fig_generalization(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> N
 def rho_at_train_loss(run: RunEvents) -> tuple[np.ndarray, np.ndarray]:
     """(training loss, ρ(H)) pairs: each spectrum event with an eval event at the same
     step (the trainer evaluates at the end of an epoch, then measures), in step order."""
-    losses: dict[int, float] = {}
-    for ev in run.events:
-        if ev.kind == "eval" and ev.step is not None:
-            value = ev.get("train_loss")
-            if isinstance(value, int | float):
-                losses[ev.step] = float(value)
-    pairs = [(losses[ev.step], float(ev.get("spectral_norm", math.nan)))
-             for ev in run.events
-             if ev.kind == "spectrum" and ev.step is not None and ev.step in losses]
+    records = run.events
+    losses = {r.step: r.train_loss for r in records
+              if isinstance(r, Eval) and r.step is not None}
+    pairs = [(losses[r.step], r.spectral_norm) for r in records
+             if isinstance(r, Spectrum) and r.step is not None and r.step in losses]
     if not pairs:
         return np.array([]), np.array([])
     x, y = zip(*pairs, strict=True)
@@ -524,27 +510,23 @@ def _fig_slices(fig: Figure, runs: Sequence[RunEvents], axis: Axis) -> None:
             "no loss_slice events in these runs (a profile with slice_every > 0 measures "
             "them, e.g. --set slice_every=5)")
     cmap = _red_blue().reversed()  # first blue, last red
-    m = max(len(ev.get("losses") or []) for r in with_slices for ev in r.events
-            if ev.kind == "loss_slice")
-    m = max(m, 1)
+    slices = [_slices(r) for r in with_slices]
+    m = max(1, max((len(rec.losses) for evs in slices for rec in evs), default=0))
     fig.set_size_inches(min(_WIDTH_IN * 1.4, 2.3 * m + 0.8), 2.3 * len(with_slices) + 0.6)
     axes = fig.subplots(len(with_slices), m, squeeze=False)
-    for row, run in enumerate(with_slices):
-        evs = [ev for ev in run.events if ev.kind == "loss_slice"]
-        steps = [ev.step if ev.step is not None else i for i, ev in enumerate(evs)]
+    for row, (run, evs) in enumerate(zip(with_slices, slices, strict=True)):
+        steps = [rec.step if rec.step is not None else i for i, rec in enumerate(evs)]
         norm = Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
-        eta = next((float(ev.get("lr")) for ev in evs
-                    if isinstance(ev.get("lr"), int | float) and ev.get("lr") > 0), math.nan)
+        eta = next((rec.lr for rec in evs if rec.lr > 0), math.nan)
         for col in range(m):
             ax = axes[row, col]
             drawn = []
-            for ev, step in zip(evs, steps, strict=True):
-                losses = ev.get("losses") or []
-                if col >= len(losses):
+            for rec, step in zip(evs, steps, strict=True):
+                if col >= len(rec.losses):
                     continue
-                t = np.asarray(ev.get("distances"), dtype=float)
+                t = np.asarray(rec.distances, dtype=float)
                 x = t / eta if math.isfinite(eta) else t
-                y = _finite_or_nan(np.asarray(losses[col], dtype=float))
+                y = _finite_or_nan(np.asarray(rec.losses[col], dtype=float))
                 ax.plot(x, y, color=cmap(norm(step)), lw=0.9, alpha=0.85)
                 drawn.append(y)
             _maybe_log(ax, drawn)  # early slices can be 100× the late ones
@@ -692,11 +674,7 @@ def plot_runs(
     there is nothing to draw, :class:`PlotUnavailableError` without matplotlib.
     """
     out = Path(out)
-    suffix = out.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(
-            f"cannot write {out.name!r}: the file name must end in {', '.join(FORMATS)}"
-        )
+    suffix = _suffix(out)
     fig = make_figure(runs, kind, axis=axis)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _style():
@@ -704,6 +682,103 @@ def plot_runs(
     return out
 
 
+def _suffix(out: Path) -> str:
+    """``out``'s suffix, lower case, when it is one of :data:`FORMATS`; else ValueError."""
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(
+            f"cannot write {out.name!r}: the file name must end in {', '.join(FORMATS)}"
+        )
+    return suffix
+
+
 def _metadata(suffix: str) -> dict[str, str]:
     """File metadata naming the creator (keys differ per format)."""
     return {"Software": "sgdtop"} if suffix == ".png" else {"Creator": "sgdtop"}
+
+
+# ------------------------------------------------------------------------ Fig. 3 (sweeps)
+def _draw_sweep_panel(ax: Axes, fits: Sequence[SweepFit], x_axis: str) -> None:
+    """Points and fitted lines of one Fig. 3 panel: ρ(H) solid, top-10 mean dotted, one
+    color per group."""
+    groups: list[str] = []
+    for f in fits:
+        if f.group_label not in groups:
+            groups.append(f.group_label)
+    allx = np.concatenate([f.x for f in fits]) if fits else np.array([])
+    log_x = allx.size > 0 and bool(np.all(allx > 0)) and allx.max() / allx.min() > 50
+    for f in fits:
+        color = f"C{groups.index(f.group_label) % 10}"
+        solid = f.quantity == "spectral_norm"
+        ls = "-" if solid else ":"
+        marker = "o" if solid else "s"
+        name = "ρ(H)" if solid else "top-10 mean"
+        label = name + ("" if f.group_label == "all" else f", {f.group_label}")
+        if f.fit is not None:
+            label += f": slope {format_value(f.fit.slope, 3)}, r² {format_value(f.fit.r2, 3)}"
+        ax.plot(f.x, f.y, ls="none", marker=marker, color=color, ms=4,
+                mfc=color if solid else "white")
+        if f.fit is not None and f.x.size:
+            lo, hi = float(f.x.min()), float(f.x.max())
+            xs = np.geomspace(lo, hi, 200) if log_x else np.linspace(lo, hi, 200)
+            ax.plot(xs, f.fit.predict(xs), ls=ls, color=color, lw=1.6 if solid else 2.0,
+                    label=label)
+        else:
+            ax.plot(f.x, f.y, ls=ls, color=color, label=label)
+    if log_x:  # a line over decades of x: log-log shows every point (a line stays a line
+        ax.set_xscale("log")  # for large x, where the slope dominates the intercept)
+        ally = np.concatenate([f.y for f in fits])
+        if ally.size and bool(np.all(ally > 0)):
+            ax.set_yscale("log")
+    ax.set_xlabel({"inv_lr": r"$1/\eta$", "batch_size": "batch size $S$"}[x_axis])
+    ax.set_ylabel(r"time average over training")
+    # Below the axes: "best" put it over a point of a 5-cell sweep.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False)
+
+
+def plot_sweep(
+    sweep: Sweep | str | Path,
+    out: str | Path,
+    *,
+    weighting: Weighting = "events",
+    dpi: int = 200,
+) -> Path:
+    """Draw the paper's Fig. 3 for ``sweep`` and save it to ``out`` (.png, .svg or .pdf).
+
+    Left: the training-time averages of ρ(H) (solid) and of the top-10 mean |λ| (dotted)
+    of each completed cell against 1/η, with the fitted lines; right: the same against S
+    when S varies; one color per value of the other swept settings. Axes are linear, or
+    log-log when x spans more than 50× (the fitted line is then drawn as the curve it
+    is). The legend gives each line's slope and r². Raises ``ValueError`` for an
+    unknown suffix, :class:`PlotDataError` when nothing can be drawn,
+    :class:`PlotUnavailableError` without matplotlib. Returns ``out``.
+    """
+    from sgdtop.sweep.stats import X_AXES, summarize_sweep
+
+    out = Path(out)
+    suffix = _suffix(out)
+    summary = summarize_sweep(sweep, weighting=weighting)
+    panels = [x for x, (axis, _) in X_AXES.items() if axis in summary.varying]
+    if not panels:
+        raise PlotDataError(f"sweep {summary.sweep_id} varies neither η nor S: "
+                            "Fig. 3 has no x axis")
+    if not any(f.x.size for f in summary.fits):
+        raise PlotDataError(f"sweep {summary.sweep_id} has no completed cell with a "
+                            "spectrum measurement yet")
+    _require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with _style():
+        fig = Figure(layout="constrained")
+        FigureCanvasAgg(fig)
+        fig.set_size_inches(3.8 * len(panels) + 0.6, 3.5)
+        axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+        for ax, x_axis in zip(axes, panels, strict=True):
+            _draw_sweep_panel(ax, [f for f in summary.fits if f.x_axis == x_axis], x_axis)
+            ax.set_title({"inv_lr": "against the inverse learning rate 1/η",
+                          "batch_size": "against the batch size S"}[x_axis])
+        fig.suptitle(f"sweep {summary.sweep_id}: time-averaged spectrum (Fig. 3)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, format=suffix[1:], dpi=dpi, metadata=_metadata(suffix))
+    return out

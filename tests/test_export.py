@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
+import os
+import re
+import resource
+import signal
+import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,7 @@ from runs_fixtures import (
     eigenvalues,
     high_lr_run,
     low_lr_run,
+    write_jsonl,
 )
 
 from sgdtop.events import make_event
@@ -132,11 +139,13 @@ def test_dense_histogram_and_run_id_override(tmp_path: Path) -> None:
 
 
 def test_nested_lists_are_json_text(tmp_path: Path) -> None:
+    # An unknown field (kept by the record in .extra; a wire key literally named "extra"
+    # is reserved by the schema, so the field is called "detail" here).
     ev = make_event("log", 1.0, level="info", message="m", source="trainer",
-                    extra=[1.0, math.nan, {"a": math.inf}])
+                    detail=[1.0, math.nan, {"a": math.inf}])
     files = export_csv([ev], tmp_path)
     _, rows = _read(files["log"])
-    assert rows[0]["extra"] == '[1.0, "nan", {"a": "inf"}]'
+    assert rows[0]["detail"] == '[1.0, "nan", {"a": "inf"}]'
     assert rows[0]["run_id"] == ""
 
 
@@ -220,3 +229,91 @@ def test_without_tensorboard_the_error_says_how_to_install(
     with pytest.raises(ExportUnavailableError, match=r"pip install 'sgdtop\[tensorboard\]'"):
         export_tensorboard(high_lr_run().events, tmp_path)
     assert INSTALL_HINT_TB.startswith("tensorboard is not installed")
+
+
+# ----------------------------------------------------------------------- a full disk (#12.3)
+def _saved_run(tmp_path: Path) -> Path:
+    """The high-η fixture run as a run directory (its export is ~130 KB of CSV)."""
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    write_jsonl(list(high_lr_run().events), run_dir / "events.jsonl")
+    (run_dir / "profile.json").write_text('{"model": "mlp"}', encoding="utf-8")
+    return run_dir
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 200 KB tmpfs with 150 KB taken: an export into it runs out of space."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (the RLIMIT_FSIZE test covers the rest)")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        (mnt / "filler").write_bytes(b"\0" * 150_000)
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def _export(run_dir: Path, *args: str, preexec: Callable[[], None] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sgdtop", "export", run_dir.name, "--runs-dir",
+         str(run_dir.parent), *args], capture_output=True, text=True, timeout=120,
+        preexec_fn=preexec, check=False)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], path: Path, reason: str) -> None:
+    assert proc.returncode == 2
+    assert proc.stderr == f"sgdtop: error: cannot write {path}: {reason}\n", proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["csv", "tensorboard"])
+def test_a_full_disk_is_one_line_and_leaves_no_broken_file(tmp_path: Path, tiny_disk: Path,
+                                                           kind: str) -> None:
+    if kind == "tensorboard":
+        pytest.importorskip("tensorboard")
+    out = tiny_disk / "out"
+    proc = _export(_saved_run(tmp_path), f"--{kind}", str(out))
+    if kind == "csv":
+        (failed,) = re.findall(r"cannot write (\S+): ", proc.stderr)
+        _one_line_error(proc, Path(failed), "No space left on device")
+        assert Path(failed).parent == out and not Path(failed).exists()
+        # The tables written before it are whole; no temporary or empty file is left.
+        for path in out.iterdir():
+            assert path.suffix == ".csv" and path.stat().st_size > 0
+            with path.open(encoding="utf-8", newline="") as fh:
+                rows = list(csv.reader(fh))
+            assert len({len(r) for r in rows}) == 1  # no row cut short
+    else:
+        _one_line_error(proc, out, "No space left on device")
+        assert list(out.iterdir()) == []
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "out"]
+
+
+def _limit_file_size() -> None:
+    """In the child: files may not grow past 20 KB (EFBIG instead of SIGXFSZ)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+@pytest.mark.parametrize("kind", ["csv", "tensorboard"])
+def test_a_write_error_without_root_is_one_line_too(tmp_path: Path, kind: str) -> None:
+    if kind == "tensorboard":
+        pytest.importorskip("tensorboard")
+    out = tmp_path / "out"
+    proc = _export(_saved_run(tmp_path), f"--{kind}", str(out), preexec=_limit_file_size)
+    assert "Exception in thread" not in proc.stderr and "Traceback" not in proc.stderr
+    if kind == "csv":
+        (failed,) = re.findall(r"cannot write (\S+): ", proc.stderr)
+        _one_line_error(proc, Path(failed), "File too large")
+        assert not Path(failed).exists()
+        assert all(p.suffix == ".csv" and p.stat().st_size > 0 for p in out.iterdir())
+    else:
+        _one_line_error(proc, out, "File too large")
+        assert list(out.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "runs"]

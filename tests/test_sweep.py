@@ -174,8 +174,12 @@ def test_cell_command_is_a_headless_sgdtop_run(tmp_path: Path) -> None:
     sw = create_sweep("smoke", {"lr": [0.05], "seed": [3]}, set_items=["epochs=1"],
                       runs_dir=tmp_path)
     cmd = cell_command(sw, sw.cells[0], python="py")
-    assert cmd == ["py", "-m", "sgdtop", "run", "--profile", "smoke", "--lr", "0.05",
+    # -P: the working directory stays off sys.path (issue 12.7).
+    assert cmd == ["py", "-P", "-m", "sgdtop", "run", "--profile", "smoke", "--lr", "0.05",
                    "--seed", "3", "--log", "--runs-dir", str(sw.runs_dir), "--set", "epochs=1"]
+    sw.cells[0].run_id = "r1"  # chosen by the sweep before the cell starts (issue 12.2)
+    assert cell_command(sw, sw.cells[0], python="py")[-4:] == [
+        "--run-id", "r1", "--set", "epochs=1"]
 
 
 # ----------------------------------------------------------------------------- devices
@@ -559,3 +563,136 @@ def test_plot_a_momentum_sweep_draws_its_runs(tmp_path: Path) -> None:
          "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and out.stat().st_size > 20_000
+
+
+# ----------------------------------------------------------------------------- faults (#12)
+def _sweep_cli(tmp_path: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "sgdtop", "sweep", "smoke", "--lr", "0.05", "--log",
+           "--runs-dir", str(tmp_path), *extra]
+    for item in FAST:
+        cmd += ["--set", item]
+    return cmd
+
+
+def test_a_sweep_killed_as_a_cell_starts_trains_it_once(tmp_path: Path) -> None:
+    """Issue 12.2: SIGKILL `sgdtop sweep` right after a cell started, resume at once: the
+    cell (still starting, no run directory yet) is followed, not trained a second time."""
+    proc = subprocess.Popen(_sweep_cli(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if " started: " in line:
+            break
+    proc.kill()
+    proc.wait()
+    (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+    recorded = json.loads((sweep_dir / "sweep.json").read_text())["cells"][0]["run_id"]
+    assert recorded  # chosen and saved before the cell was spawned
+
+    resumed = subprocess.run(_sweep_cli(tmp_path), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "not started again" in resumed.stderr
+    runs = list_run_dirs(sweep_dir / "runs")
+    assert [d.name for d in runs] == [recorded]  # trained once, under the recorded id
+    assert run_info(runs[0]).status == "completed"
+    cell = load_sweep(sweep_dir).cells[0]
+    assert (cell.run_id, cell.previous) == (recorded, [])
+    log = (sweep_dir / "logs" / f"{cell.name}.log").read_text(encoding="utf-8")
+    assert log.count("\n=== ") + log.startswith("=== ") == 1  # one attempt, no interleaving
+    assert log.count("run completed") == 1
+
+
+@pytest.mark.parametrize("field,value", [
+    ("name", "../../../../x"), ("name", "a/b"), ("run_id", "../../escape"),
+    ("run_id", ".hidden"), ("previous", ["../x"]), ("sweep_id", "a\nb"),
+])
+def test_names_from_a_tampered_sweep_json_are_refused(tmp_path: Path, field: str,
+                                                      value: object) -> None:
+    """Issue 12.6: names and run ids read from sweep.json are checked like the command
+    line's: a resume of a tampered sweep writes nothing outside the sweep directory."""
+    sw = create_sweep("smoke", {"lr": [0.05]}, set_items=FAST, runs_dir=tmp_path)
+    data = json.loads((sw.path / "sweep.json").read_text())
+    if field == "sweep_id":
+        data[field] = value
+    else:
+        data["cells"][0][field] = value
+    (sw.path / "sweep.json").write_text(json.dumps(data))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(SweepError, match=r"sweep\.json: .* is not a (cell name|run id|sweep "
+                                         r"id)") as info:
+        load_sweep(sw.path)
+    assert "\n" not in str(info.value)
+    proc = subprocess.run(_sweep_cli(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "sgdtop: error: " in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path.parent / "x.log").exists()
+
+
+@pytest.mark.parametrize("name", ["bad\nname", "   ", "", "../x", "-x"])
+def test_a_sweep_name_must_be_a_plain_name(tmp_path: Path, name: str) -> None:
+    """Issue 12.6: `--name` with a newline or only spaces is refused: one line, exit 2."""
+    proc = subprocess.run(_sweep_cli(tmp_path, "--name", name), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("sgdtop: error: ")
+    assert "is not a sweep id" in proc.stderr
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
+
+
+def test_cells_do_not_import_modules_from_the_working_directory(tmp_path: Path) -> None:
+    """Issue 12.7: a `json.py` in the working directory is not what the cells import."""
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = tmp_path / "imported"
+    (work / "json.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n"
+                                  "raise SystemExit('planted json.py imported')\n")
+    sw = create_sweep("smoke", {"lr": [0.05]}, set_items=FAST, runs_dir=tmp_path / "runs")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        result = run_sweep(sw, handle_signals=False)
+    finally:
+        os.chdir(cwd)
+    assert not marker.exists()
+    assert result.statuses == ["completed"], sw.log_path(sw.cells[0]).read_text()
+
+
+def test_a_cells_newer_schema_line_is_reported_not_dropped(tmp_path: Path) -> None:
+    """The cell tail decodes with the schema's decoder: a line of a newer schema is one
+    clear message naming the file and line (it used to be dropped silently)."""
+    from sgdtop.sweep.tail import EventTail
+
+    path = tmp_path / "events.jsonl"
+    good = make_event("eval", 1.0, step=5, epoch=0, train_loss=0.5, train_acc=0.9,
+                      test_loss=0.25, test_acc=0.75)
+    path.write_text(encode(good) + '{"v": 99, "kind": "eval", "t": 2.0}\n' + encode(good),
+                    encoding="utf-8")
+    tail = EventTail(path)
+    seen = tail.read()
+    assert (seen.step, seen.test_loss, seen.test_acc, seen.measured) == (5, 0.25, 0.75, True)
+    assert tail.newer is not None and "\n" not in tail.newer
+    assert f"{path} line 2" in tail.newer and "newer sgdtop" in tail.newer
+    out = io.StringIO()
+    cell = Cell(index=0, name="c000-lr0.1", settings={"lr": 0.1})
+    SweepLogPrinter(out)(CellUpdate(kind="progress", index=0, n_cells=1, cell=cell,
+                                    status="running", message=tail.newer))
+    assert tail.newer in out.getvalue()
+
+
+def test_a_cell_run_by_a_newer_sgdtop_is_one_line(tmp_path: Path) -> None:
+    """A resume over a cell whose run was written by a newer schema says so in one line
+    (it used to end in a SchemaVersionError traceback)."""
+    sw = create_sweep("smoke", {"lr": [0.05]}, set_items=FAST, runs_dir=tmp_path)
+    sw.cells[0].run_id = "newer-run"
+    (sw.runs_dir / "newer-run").mkdir(parents=True)
+    (sw.runs_dir / "newer-run" / "events.jsonl").write_text(
+        '{"v": 99, "kind": "run_end", "t": 1.0}\n', encoding="utf-8")
+    sw.save()
+    with pytest.raises(SweepError, match="newer than this sgdtop") as info:
+        run_sweep(load_sweep(sw.path), handle_signals=False)
+    assert "\n" not in str(info.value) and "newer-run/events.jsonl" in str(info.value)
+    proc = subprocess.run(_sweep_cli(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("sgdtop: error: ")
