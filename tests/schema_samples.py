@@ -55,3 +55,17 @@ def sample_records() -> list[Record]:
         RunEnd(t=2.0, step=314, epoch=1, status="completed", message="2 epochs, 314 steps",
                steps=314, seconds=2.0, measurements=2, measure_seconds=1.8),
     ]
+
+
+def make_record(kind: str, t: float, *, step: int | None = None, epoch: int | None = None,
+                **fields: object) -> Record:
+    """A record of ``kind`` from wire-style fields (lists allowed where tuples belong), the
+    way a test writes one by hand; raises WireError for a field of the wrong type."""
+    from sgdtop.schema import BY_KIND
+
+    obj: dict[str, object] = {"t": t, **fields}
+    if step is not None:
+        obj["step"] = step
+    if epoch is not None:
+        obj["epoch"] = epoch
+    return BY_KIND[kind].from_wire(obj)  # type: ignore[return-value]

@@ -22,13 +22,14 @@ from sgdtop.compare import (
     summary_rows,
     summary_table,
 )
-from sgdtop.events import Event, make_event
+from schema_samples import make_record as make_event
+from sgdtop.schema import Record
 from sgdtop.summary import RunEvents
 
 
 def _tiny_run(run_id: str, spe: int, points: dict[int, float]) -> RunEvents:
     """A run with ``steps_per_epoch = spe`` and ``eval.test_loss`` at the given steps."""
-    events: list[Event] = [
+    events: list[Record] = [
         make_event(
             "run_start", 0.0, step=0, epoch=0, run_id=run_id, profile={}, model="mlp",
             num_params=10, device="cpu", versions={}, dataset="teacher", train_size=100,

@@ -28,7 +28,7 @@ from runs_fixtures import (
     write_jsonl,
 )
 
-from sgdtop.events import make_event
+from schema_samples import make_record as make_event  # was: make_event
 from sgdtop.export import (
     BASE_COLUMNS,
     INSTALL_HINT_TB,
@@ -70,16 +70,16 @@ def test_loss_slices_in_long_form(tmp_path: Path) -> None:
     files = export_csv(events, tmp_path / "csv")
     _, scalars = _read(files["loss_slice"])
     assert len(scalars) == len(slices)
-    assert float(scalars[0]["loss0"]) == slices[0]["loss0"]
+    assert float(scalars[0]["loss0"]) == slices[0].loss0
     _, points = _read(files["loss_slice_points"])
     first = slices[0]
-    n = len(first["distances"])
-    assert len(points) == sum(len(ev["losses"]) * n for ev in slices)
+    n = len(first.distances)
+    assert len(points) == sum(len(ev.losses) * n for ev in slices)
     row = points[n + 2]  # direction 2, third distance
     assert int(row["direction"]) == 2
-    assert float(row["distance"]) == first["distances"][2]
-    assert float(row["loss"]) == first["losses"][1][2]
-    assert float(row["eigenvalue"]) == first["eigenvalues"][1]
+    assert float(row["distance"]) == first.distances[2]
+    assert float(row["loss"]) == first.losses[1][2]
+    assert float(row["eigenvalue"]) == first.eigenvalues[1]
 
 
 def test_eigenvalues_round_trip_in_long_form(tmp_path: Path) -> None:
@@ -128,12 +128,12 @@ def test_dense_histogram_and_run_id_override(tmp_path: Path) -> None:
     dense = next(ev for ev in run.events if ev.kind == "dense_spectrum")
     files = export_csv(run.events, tmp_path, run_id="my-label")
     _, bins = _read(files["dense_spectrum_histogram"])
-    assert len(bins) == len(dense["hist_counts"])
-    assert [int(b["count"]) for b in bins] == dense["hist_counts"]
-    assert float(bins[3]["left"]) == dense["hist_edges"][3]
-    assert float(bins[3]["right"]) == dense["hist_edges"][4]
+    assert len(bins) == len(dense.hist_counts)
+    assert [int(b["count"]) for b in bins] == list(dense.hist_counts)
+    assert float(bins[3]["left"]) == dense.hist_edges[3]
+    assert float(bins[3]["right"]) == dense.hist_edges[4]
     _, summary = _read(files["dense_spectrum"])
-    assert float(summary[0]["cond"]) == dense["cond"]
+    assert float(summary[0]["cond"]) == dense.cond
     for path in files.values():
         assert {r["run_id"] for r in _read(path)[1]} == {"my-label"}
 

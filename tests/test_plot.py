@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from runs_fixtures import high_lr_run, low_lr_run, make_run, two_runs
 
-from sgdtop.events import make_event
+from schema_samples import make_record as make_event  # was: make_event
 from sgdtop.plot import (
     INSTALL_HINT,
     PLOT_KINDS,

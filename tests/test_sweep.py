@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from sgdtop.events import encode, make_event, read_events
+from schema_samples import make_record as make_event  # was: encode, make_event, read_events
 from sgdtop.store import list_run_dirs, run_info, trainer_pid
 from sgdtop.sweep import (
     FINISHED,
@@ -238,8 +238,8 @@ def _mark_interrupted(run_dir: Path) -> None:
     end = events[-1]
     assert end.kind == "run_end"
     events[-1] = make_event("run_end", end.t, step=end.step, epoch=end.epoch,
-                            status="interrupted", message="stopped", steps=end["steps"],
-                            seconds=end["seconds"])
+                            status="interrupted", message="stopped", steps=end.steps,
+                            seconds=end.seconds)
     (run_dir / "events.jsonl").write_text("".join(encode(e) for e in events),
                                           encoding="utf-8")
 

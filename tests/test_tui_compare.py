@@ -8,6 +8,8 @@ Update the snapshots after a deliberate change:
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from textual.pilot import Pilot
 from tui_fixtures import LARGE, SMALL, SnapCompare, drive
 
 from sgdtop.compare import CompareReport, build_report
-from sgdtop.events import make_event
+from schema_samples import make_record as make_event  # was: make_event
 from sgdtop.summary import RunEvents
 from sgdtop.tui.compare import CompareApp
 from sgdtop.tui.compare.app import CompareHelpScreen
@@ -152,7 +154,7 @@ def test_summary_table_runs_as_columns_differences_highlighted() -> None:
 def test_compact_table_lists_other_differing_settings() -> None:
     a = RunEvents.from_events(make_run(0.1, run_id="a"))
     events = make_run(0.1, run_id="b")
-    events[0] = make_event("run_start", 0.0, **{**events[0].data, "model": "vgg11"})
+    events[0] = dataclasses.replace(events[0], model="vgg11")  # type: ignore[type-var]
     report = build_report([a, RunEvents.from_events(events)])
     assert report.differing == ["model"]
     assert "model" in [row[0] for row in summary_spec(report, full=False)]
@@ -248,7 +250,7 @@ def _awkward_report() -> CompareReport:
     for ev in broken:
         data = {k: (math.nan if isinstance(v, float) and k not in ("lr", "momentum",
                                                                    "weight_decay") else v)
-                for k, v in ev.data.items()}
+                for k, v in ev.to_wire().items() if k not in ("v", "kind", "t", "step", "epoch")}
         if ev.kind == "eval":
             data["test_loss"] = -math.inf
         nonfinite.append(make_event(ev.kind, ev.t, step=ev.step, epoch=ev.epoch, **data))

@@ -47,7 +47,7 @@ LOG_LEVELS: Final[tuple[str, ...]] = get_args(LogLevel)
 LOG_SOURCES: Final[tuple[str, ...]] = get_args(LogSource)
 
 _HEADER: Final[frozenset[str]] = frozenset({"t", "step", "epoch"})
-_RESERVED: Final[frozenset[str]] = frozenset({"v", "kind", "extra"})
+_RESERVED: Final[frozenset[str]] = frozenset({"v", "kind"})
 
 Coercer = Callable[[object, str], Any]
 
@@ -140,7 +140,7 @@ class _Struct:
                 kwargs[name] = coerce(obj[name], name)
             elif required:
                 raise WireError(f"{getattr(cls, 'kind', cls.__name__)} lacks field '{name}'")
-        if plan.has_extra and len(obj) > len(kwargs) + 2:
+        if plan.has_extra and len(obj) > len(kwargs):  # keys beyond the fields (or v, kind)
             kwargs["extra"] = {k: v for k, v in obj.items() if k not in plan.known}
         return cls(**kwargs)
 
