@@ -180,3 +180,12 @@ def test_custom_models_are_not_reinitialised(tmp_path: object) -> None:
     setup = prepare(p)
     first = next(m for m in setup.model.modules() if isinstance(m, nn.Linear))
     assert torch.all(first.weight == 0.25)
+
+
+def test_the_trainer_applies_the_profile_init() -> None:
+    from sgdtop.train import prepare
+
+    keras = prepare(load("smoke", overrides={"init": "keras"})).model
+    plain = prepare(load("smoke")).model
+    assert all(torch.count_nonzero(m.bias) == 0 for _, m in _layers(keras))
+    assert all(torch.count_nonzero(m.bias) > 0 for _, m in _layers(plain))
