@@ -18,7 +18,7 @@ Five tasks, each returned as a :class:`TaskData`:
   training and 360 test images from the seed. Needs the ``digits`` extra
   (``pip install 'sgdtop[digits]'``). See :func:`digits`.
 
-The **probe set** (DESIGN.md) is a fixed subset of the *training* set, ``probe_size``
+The **probe set** (docs/design.md) is a fixed subset of the *training* set, ``probe_size``
 examples drawn once from the run's seed (:func:`draw_probe_indices`), always with the
 evaluation transform (no augmentation), on which the Hessian spectrum and the dead-neuron
 share are measured. :func:`probe_batches` materialises it once as tensors.
@@ -470,7 +470,8 @@ def digits(
     augment: bool = True,
     subset: int | None = None,
 ) -> TaskData:
-    """The UCI handwritten digits bundled with scikit-learn, as a CIFAR-like task.
+    """The UCI handwritten digits bundled with scikit-learn, as a CIFAR-like task (the
+    probe set and augmentation as in ``docs/design.md``).
 
     Data: ``sklearn.datasets.load_digits()``, 1,797 grey-scale 8×8 images of the digits
     0–9 (174–183 per class; the UCI "optdigits" test file, 43 writers), no download.
