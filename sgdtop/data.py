@@ -474,7 +474,9 @@ def digits(
     probe set and augmentation as in ``docs/design.md``).
 
     Data: ``sklearn.datasets.load_digits()``, 1,797 grey-scale 8×8 images of the digits
-    0–9 (174–183 per class; the UCI "optdigits" test file, 43 writers), no download.
+    0–9 (174–183 per class), no download: the test set of the UCI "optdigits" data
+    (Alpaydin & Kaynak 1998), 13 writers. The split below mixes the writers between the
+    training and the test set, so the test accuracy is that of known writers.
 
     Split: a uniform random permutation from the split stream of ``seed`` puts
     :data:`DIGITS_TEST_SIZE` = 360 images in the test set and the other 1,437 in the
