@@ -23,6 +23,7 @@ from typing import Any, Final
 MODEL_ALIASES: Final[dict[str, str]] = {
     # What `sgdtop run MODEL` starts when MODEL is a model name, not a profile name.
     "mlp": "mlp-teacher-student",
+    "resnet8": "digits-cnn-cpu",
     "resnet20": "resnet32-cifar10",
     "resnet32": "resnet32-cifar10",
     "resnet44": "resnet32-cifar10",
@@ -31,7 +32,9 @@ MODEL_ALIASES: Final[dict[str, str]] = {
 }
 DEFAULT_PROFILE: Final[str] = "mlp-teacher-student"
 CUSTOM_PROFILE: Final[str] = "custom"  # for `sgdtop run file.py:factory`
-DATASETS: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100", "gratings")
+DATASETS: Final[tuple[str, ...]] = ("teacher-student", "cifar10", "cifar100", "gratings",
+                                    "digits")
+INIT_SCHEMES: Final[tuple[str, ...]] = ("torch", "keras", "he", "paper")  # sgdtop.models.init
 LR_SCHEDULES: Final[tuple[str, ...]] = ("constant", "step", "cosine")
 DEVICES: Final[tuple[str, ...]] = ("auto", "cpu", "cuda")
 WHICH: Final[tuple[str, ...]] = ("magnitude", "largest")
@@ -49,10 +52,14 @@ class Profile:
     description: str = ""
     # --- model and data
     model: str = "resnet32"  # a name in sgdtop.models.MODEL_NAMES
+    init: str = "torch"  # one of INIT_SCHEMES: "torch" (as built), "keras" (Glorot-uniform,
+    #   zero biases), "he" (He-normal convs), "paper" (the authors' scheme for the model);
+    #   see docs/initialisation.md. Custom models are never re-initialised.
     dataset: str = "cifar10"  # one of DATASETS
     data_dir: str = "data"  # CIFAR root (torchvision layout); relative to the working dir
     download: bool = True  # download CIFAR when missing (needs internet)
-    train_subset: int = 0  # use only the first N training examples (0: all)
+    train_subset: int = 0  # CIFAR, digits: use only the first N training examples (0: all)
+    augment: bool = True  # CIFAR: random crops and flips; digits: random 1-pixel shifts
     n_train: int = 1000  # teacher-student, gratings: training examples
     n_test: int = 1000  # teacher-student, gratings: test examples
     input_dim: int = 300  # teacher-student: input dimension d
@@ -104,6 +111,7 @@ class Profile:
     def validate(self) -> None:
         """Raise :class:`ProfileError` for values outside their allowed range."""
         _choice("dataset", self.dataset, DATASETS)
+        _choice("init", self.init, INIT_SCHEMES)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("device", self.device, DEVICES)
         _choice("which", self.which, WHICH)

@@ -34,7 +34,7 @@ from sgdtop import data as data_mod
 from sgdtop.custom import CustomTask, CustomTaskError, is_custom_spec, load_factory, task_data
 from sgdtop.format import duration
 from sgdtop.measure import Batches, LossFn, MeasureSettings, evaluate_batches
-from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
+from sgdtop.models import MODEL_NAMES, InitError, UnknownModelError, build_model, count_params
 from sgdtop.profile import Profile
 from sgdtop.recorder import RunDescription, RunRecorder, StopRequested, Subject
 from sgdtop.schema import RunStatus
@@ -95,12 +95,22 @@ def _load_task(p: Profile) -> data_mod.TaskData:
                 seed=p.seed, probe_size=probe)
         except ValueError as exc:  # num_classes < 2, image_size < 8: its own one line
             raise InputError(str(exc)) from None
+    if p.dataset == "digits":
+        if p.model.startswith("vgg"):
+            raise InputError(f"{p.model} needs 3x32x32 images; the digits are 1x8x8: use "
+                             "resnet8 (or another resnet)")
+        try:
+            return data_mod.digits(seed=p.seed, probe_fraction=p.probe_fraction,
+                                   probe_cap=p.probe_cap, augment=p.augment,
+                                   subset=p.train_subset or None)
+        except (data_mod.DatasetMissingError, ValueError) as exc:  # the extra is missing
+            raise InputError(str(exc)) from None
     n = p.train_subset or 50_000
     probe = data_mod.probe_size_for(n, p.probe_fraction, p.probe_cap)
     try:
         return data_mod.cifar(
             p.dataset, data_dir=Path(p.data_dir), download=p.download, probe_size=probe,
-            seed=p.seed, subset=p.train_subset or None,
+            seed=p.seed, augment=p.augment, subset=p.train_subset or None,
         )
     except data_mod.DatasetMissingError as exc:
         raise InputError(str(exc)) from None
@@ -132,11 +142,12 @@ def prepare(p: Profile) -> Setup:
             kind = "vector" if p.model == "mlp" else "image"
             raise InputError(f"model {p.model} takes {kind} inputs, which dataset "
                              f"{task.name} does not have (mlp: teacher-student; resnet*, "
-                             "vgg11: cifar10, cifar100, gratings)")
+                             "vgg11: cifar10, cifar100, gratings; resnet*: digits)")
         try:
             model = build_model(p.model, num_classes=task.num_outputs,
-                                in_features=task.in_features, hidden=tuple(p.hidden))
-        except UnknownModelError as exc:
+                                in_features=task.in_features, hidden=tuple(p.hidden),
+                                in_channels=task.in_channels, init=p.init)
+        except (UnknownModelError, InitError) as exc:
             raise InputError(str(exc)) from None
     model.to(device)
     num_params = count_params(model)

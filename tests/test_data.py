@@ -343,3 +343,19 @@ def test_fake_cifar_md5s_context_manager_restores(tmp_path: Path) -> None:
 def test_unknown_cifar_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cifar10"):
         cifar("svhn", data_dir=tmp_path, download=False, probe_size=1)
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_profile_augment_reaches_cifar(cifar10: FakeCifar, augment: bool) -> None:
+    """The profile's ``augment`` key switches CIFAR's random crop and flip (default on)."""
+    from sgdtop.profile import load
+    from sgdtop.train import _load_task
+
+    p = load("resnet32-cifar10", overrides={"data_dir": str(cifar10.root),
+                                            "download": False, "augment": augment,
+                                            "train_subset": 20})
+    td = _load_task(p)
+    clean = _normalized(cifar10, cifar10.train_images[0])
+    torch.manual_seed(0)
+    draws = [td.train[0][0] for _ in range(8)]
+    assert any(not torch.allclose(d, clean, atol=1e-5) for d in draws) == augment

@@ -15,7 +15,7 @@ from torch.overrides import TorchFunctionMode
 from sgdtop.models import MODEL_NAMES, UnknownModelError, build_model, count_params
 from sgdtop.models.resnet import ZeroPadShortcut
 
-IMAGE_MODELS = ("resnet20", "resnet32", "resnet44", "resnet56", "vgg11")
+IMAGE_MODELS = ("resnet8", "resnet20", "resnet32", "resnet44", "resnet56", "vgg11")
 
 # Trainable parameters. ResNets: He et al. 2015 / akamaster (ResNet20 0.27M, ResNet32
 # 0.46M, ResNet44 0.66M, ResNet56 0.85M); each extra class adds 64 + 1. VGG11-BN (CIFAR):
@@ -24,6 +24,8 @@ PARAM_COUNTS: dict[tuple[str, int], int] = {
     ("mlp", 1): 40_301,
     ("mlp", 10): 41_210,
     ("mlp", 100): 50_300,
+    ("resnet8", 10): 75_290,
+    ("resnet8", 100): 81_140,
     ("resnet20", 10): 269_722,
     ("resnet20", 100): 275_572,
     ("resnet32", 10): 464_154,
@@ -38,6 +40,7 @@ PARAM_COUNTS: dict[tuple[str, int], int] = {
 
 RELU_COUNTS: dict[str, int] = {
     "mlp": 2,
+    "resnet8": 1 + 2 * 3,
     "resnet20": 1 + 2 * 9,
     "resnet32": 1 + 2 * 15,
     "resnet44": 1 + 2 * 21,
@@ -58,7 +61,8 @@ def _seed_and_one_thread() -> Iterator[None]:
 
 
 def test_model_names() -> None:
-    assert MODEL_NAMES == ("mlp", "resnet20", "resnet32", "resnet44", "resnet56", "vgg11")
+    assert MODEL_NAMES == ("mlp", "resnet8", "resnet20", "resnet32", "resnet44", "resnet56",
+                           "vgg11")
 
 
 @pytest.mark.parametrize(("name", "num_classes"), sorted(PARAM_COUNTS))
@@ -69,6 +73,21 @@ def test_parameter_count(name: str, num_classes: int) -> None:
 
 def test_resnet32_cifar10_has_464154_parameters() -> None:
     assert count_params(build_model("resnet32", num_classes=10)) == 464_154
+
+
+def test_resnet8_for_digits_has_75002_parameters() -> None:
+    """ResNet8 on 1×8×8 grey images (the digits profile): 16·9 in the stem (no bias),
+    4,608 + 13,824 + 55,296 in the three stages' convs, 480 in BN, 650 in the read-out."""
+    model = build_model("resnet8", num_classes=10, in_channels=1)
+    assert count_params(model) == 75_002
+    with torch.no_grad():
+        out = model.eval()(torch.randn(2, 1, 8, 8))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_vgg11_takes_three_channels_only() -> None:
+    with pytest.raises(ValueError, match="in_channels"):
+        build_model("vgg11", num_classes=10, in_channels=1)
 
 
 def test_count_params_skips_frozen() -> None:

@@ -65,6 +65,17 @@ def test_default_is_teacher_student_and_model_alias() -> None:
     prof = P.load(model="resnet56")
     assert prof.model == "resnet56" and prof.dataset == "cifar10"
     assert P.load(model="smoke").name == "smoke"
+    digits = P.load(model="resnet8")
+    assert (digits.name, digits.model, digits.dataset) == ("digits-cnn-cpu", "resnet8", "digits")
+
+
+def test_digits_profile_has_the_papers_cnn_settings() -> None:
+    """Figs. 2-7's settings: S=128, η=0.1, β=0.9, L2 5e-4, top-k on a 5% probe set, the
+    authors' initialisation, augmentation on."""
+    prof = P.load("digits-cnn-cpu")
+    assert (prof.batch_size, prof.lr, prof.momentum, prof.weight_decay) == (128, 0.1, 0.9, 5e-4)
+    assert prof.probe_fraction == 0.05 and prof.k == 10
+    assert prof.init == "paper" and prof.augment is True and prof.threads == 1
 
 
 def test_overrides_and_set() -> None:

@@ -10,7 +10,9 @@ Layout for the defaults (``in_features=300``, ``hidden=(100, 100)``, ``out_featu
     Linear(300, 100) → ReLU → Linear(100, 100) → ReLU → Linear(100, 1)
 
 Parameters: 300·100+100 + 100·100+100 + 100·1+1 = 40,301 (41,210 with 10 outputs).
-Weights keep PyTorch's default ``nn.Linear`` initialisation (Kaiming-uniform, a=√5).
+Weights keep PyTorch's default ``nn.Linear`` initialisation (Kaiming-uniform, a=√5, and
+uniform biases ±1/√fan_in); ``init = "keras"`` (the authors' Keras ``Dense`` default:
+Glorot-uniform, zero biases) is :mod:`sgdtop.models.init`.
 """
 
 from __future__ import annotations

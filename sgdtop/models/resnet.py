@@ -7,7 +7,8 @@ paper's parameter counts.
 
 Layout (depth = 6n + 2, n blocks per stage):
 
-- stem: 3×3 conv 3→16 (no bias), BN, ReLU, on 32×32 inputs;
+- stem: 3×3 conv C→16 (no bias; C = 3 for CIFAR, ``in_channels``), BN, ReLU, on 32×32
+  inputs;
 - stage 1: n basic blocks at 16 channels, 32×32; stage 2: n blocks at 32 channels, 16×16
   (first block strided); stage 3: n blocks at 64 channels, 8×8 (first block strided);
 - a basic block is 3×3 conv → BN → ReLU → 3×3 conv → BN, plus the shortcut, then ReLU;
@@ -17,13 +18,19 @@ Layout (depth = 6n + 2, n blocks per stage):
 - global average pooling over the 8×8 map, then ``Linear(64, num_classes)``.
 
 Initialisation as in akamaster: ``kaiming_normal_`` (fan-in, gain √2) on every conv and
-linear weight; the linear bias and BN keep PyTorch's defaults (BN weight 1, bias 0).
+linear weight; the linear bias and BN keep PyTorch's defaults (BN weight 1, bias 0). The
+authors' Keras scheme (He-normal convs, Glorot-uniform read-out, zero biases) is
+``init = "he"`` (:mod:`sgdtop.models.init`).
 
-Parameters (trainable), for 10 / 100 classes:
+ResNet8 (n = 1) is the shortest member, for small inputs: on the 1×8×8 handwritten digits
+(``sgdtop.data.digits``) its stages run at 8×8, 4×4 and 2×2.
+
+Parameters (trainable), for 3-channel inputs and 10 / 100 classes:
 
 ======== ===== ========= =========
 model    n     10 cls    100 cls
 ======== ===== ========= =========
+ResNet8  1     75,290    81,140
 ResNet20 3     269,722   275,572
 ResNet32 5     464,154   470,004
 ResNet44 7     658,586   664,436
@@ -40,7 +47,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-RESNET_DEPTHS: dict[str, int] = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56}
+RESNET_DEPTHS: dict[str, int] = {
+    "resnet8": 8, "resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56,
+}
 """Registry name → depth (number of weight layers, 6n + 2)."""
 
 
@@ -101,22 +110,27 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """A CIFAR ResNet of depth 6n + 2 for 3×32×32 inputs.
+    """A CIFAR ResNet of depth 6n + 2 for C×H×W inputs (3×32×32 for CIFAR).
+
+    Any H, W ≥ 1 work (the pooling is adaptive): stage 2 and 3 halve them (rounding up).
 
     Args:
-        num_blocks: blocks per stage, n (3, 5, 7, 9 for ResNet20/32/44/56).
+        num_blocks: blocks per stage, n (1, 3, 5, 7, 9 for ResNet8/20/32/44/56).
         num_classes: number of output logits.
+        in_channels: input image channels C (3 for colour, 1 for grey).
     """
 
-    def __init__(self, num_blocks: int, num_classes: int = 10) -> None:
+    def __init__(self, num_blocks: int, num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
-        if num_blocks < 1 or num_classes < 1:
+        if num_blocks < 1 or num_classes < 1 or in_channels < 1:
             raise ValueError(
-                f"num_blocks and num_classes must be positive: {num_blocks}, {num_classes}"
+                f"num_blocks, num_classes and in_channels must be positive: {num_blocks}, "
+                f"{num_classes}, {in_channels}"
             )
         self.num_blocks = num_blocks
         self.num_classes = num_classes
-        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.in_channels = in_channels
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=False)
         self.layer1 = self._make_stage(16, 16, num_blocks, stride=1)
@@ -135,14 +149,15 @@ class CifarResNet(nn.Module):
         return nn.Sequential(*blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map images (B, 3, 32, 32) to logits (B, num_classes)."""
+        """Map images (B, in_channels, H, W) to logits (B, num_classes)."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.layer3(self.layer2(self.layer1(out)))
         return self.linear(self.pool(out).flatten(1))
 
 
-def resnet(depth: int, *, num_classes: int) -> CifarResNet:
-    """The CIFAR ResNet of the given depth (20, 32, 44, 56, ...: any 6n + 2)."""
+def resnet(depth: int, *, num_classes: int, in_channels: int = 3) -> CifarResNet:
+    """The CIFAR ResNet of the given depth (8, 20, 32, 44, 56, ...: any 6n + 2) for images
+    of ``in_channels`` channels."""
     if depth < 8 or (depth - 2) % 6 != 0:
         raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n ≥ 1, got {depth}")
-    return CifarResNet((depth - 2) // 6, num_classes=num_classes)
+    return CifarResNet((depth - 2) // 6, num_classes=num_classes, in_channels=in_channels)

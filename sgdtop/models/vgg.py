@@ -14,7 +14,8 @@ Layout (C = conv 3×3, padding 1, with bias → BatchNorm2d → ReLU; M = max-po
                 → Linear(512, num_classes)
 
 Initialisation as in that repository: conv weights ~ N(0, 2/(k·k·out_channels)), conv biases
-0; BN and linear layers keep PyTorch's defaults.
+0; BN and linear layers keep PyTorch's defaults. The authors' Keras VGG11 uses Keras'
+defaults (Glorot-uniform, zero biases): ``init = "keras"`` (:mod:`sgdtop.models.init`).
 
 Parameters (trainable): 9,756,426 for 10 classes, 9,802,596 for 100 classes
 (conv+BN 9,225,984; the two hidden linear layers 525,312; read-out 512·C + C).
