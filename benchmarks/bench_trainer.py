@@ -23,14 +23,14 @@ import time
 import torch
 
 from sgdtop import profile as profile_mod
-from sgdtop.events import Event
 from sgdtop.recorder import RunRecorder
+from sgdtop.schema import Record
 from sgdtop.train import prepare, train
 
 
 def _trainer_steps_per_s(prof: profile_mod.Profile) -> float:
     setup = prepare(prof)
-    events: list[Event] = []
+    events: list[Record] = []
     t0 = time.perf_counter()
     outcome = train(setup, RunRecorder(sink=events.append))
     seconds = time.perf_counter() - t0 - sum(

@@ -141,9 +141,9 @@ def run_labels(settings: Sequence[Mapping[str, object]], names: Sequence[str],
                given: Sequence[str | None] | None = None) -> list[str]:
     """One short label per run, by the settings in which the runs differ: ``η=0.1``,
     ``S=32 β=0.9`` (``differing`` keys in :data:`SETTING_SYMBOLS` order, then any other
-    differing key's bare value: the model, the dataset, then the rest by name). A label the user ``given`` is kept as it
-    is; a run with no differing setting is labelled by its name; labels that are still
-    equal get ``#1``, ``#2``, ... appended."""
+    differing key's bare value: the model, the dataset, then the rest by name). A label
+    the user ``given`` is kept as it is; a run with no differing setting is labelled by
+    its name; labels that are still equal get ``#1``, ``#2``, ... appended."""
     first = [*SETTING_SYMBOLS, "model", "dataset"]
     order = [k for k in first if k in differing]
     order += sorted(k for k in differing if k not in first)

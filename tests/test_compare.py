@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 from runs_fixtures import SPECTRUM_EVERY, STEPS, low_lr_run, two_runs
+from schema_samples import make_record as make_event
 
 from sgdtop.compare import (
     DEFAULT_METRICS,
@@ -22,7 +23,6 @@ from sgdtop.compare import (
     summary_rows,
     summary_table,
 )
-from schema_samples import make_record as make_event
 from sgdtop.schema import Record
 from sgdtop.summary import RunEvents
 

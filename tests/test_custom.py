@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from sgdtop.custom import CustomTask, CustomTaskError, is_custom_spec, load_factory, task_data
-from sgdtop.events import read_events
+from sgdtop.schema import read_events
 from sgdtop.store import EVENTS_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,10 +197,10 @@ def test_monitor_loop_example_runs(tmp_path: Path) -> None:
     (run_dir,) = [d for d in tmp_path.iterdir() if d.is_dir()]
     assert f"run completed: {run_dir}" in proc.stdout
     res = read_events(run_dir / EVENTS_FILE)
-    kinds = [ev.kind for ev in res.events]
+    kinds = [ev.kind for ev in res.records]
     assert not res.bad_lines and kinds[0] == "run_start" and kinds[-1] == "run_end"
-    assert res.events[-1]["status"] == "completed"
+    assert res.records[-1]["status"] == "completed"
     assert kinds.count("eval") == 3 and kinds.count("spectrum") >= 4
     assert "dense_spectrum" in kinds
-    lrs = sorted({round(ev["lr"], 6) for ev in res.events if ev.kind == "spectrum"})
+    lrs = sorted({round(ev.lr, 6) for ev in res.records if ev.kind == "spectrum"})
     assert lrs == [0.015, 0.05]  # η read from the optimizer as the schedule changes it

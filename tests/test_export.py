@@ -27,8 +27,8 @@ from runs_fixtures import (
     low_lr_run,
     write_jsonl,
 )
+from schema_samples import make_record as make_event
 
-from schema_samples import make_record as make_event  # was: make_event
 from sgdtop.export import (
     BASE_COLUMNS,
     INSTALL_HINT_TB,

@@ -19,10 +19,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import sgdtop
-from sgdtop.schema import Record, read_events
 from sgdtop.logsink import LogSink
 from sgdtop.monitor import Diverged, Monitor, MonitorError, hyperparams
 from sgdtop.recorder import LOCK_FILE, live_pid
+from sgdtop.schema import Record, read_events
 from sgdtop.store import EVENTS_FILE, PROFILE_FILE, RunFollower, run_info
 from sgdtop.tui.state import fold
 
@@ -426,7 +426,7 @@ def test_sgdtop_watch_on_a_monitor_run(
 
 def test_monitor_is_exported_lazily() -> None:
     assert sgdtop.Monitor is Monitor
-    code = ("import sys, sgdtop, sgdtop.events, sgdtop.store; "
+    code = ("import sys, sgdtop, sgdtop.schema, sgdtop.store; "
             "assert 'torch' not in sys.modules, 'torch imported'; print('light')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from runs_fixtures import high_lr_run, low_lr_run, make_run, two_runs
+from schema_samples import make_record as make_event
 
-from schema_samples import make_record as make_event  # was: make_event
 from sgdtop.plot import (
     INSTALL_HINT,
     PLOT_KINDS,

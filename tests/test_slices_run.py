@@ -13,11 +13,10 @@ from cli_helpers import only_run, sgdtop
 from tui_fixtures import normal_run, slice_run
 
 from sgdtop import data as data_mod
-from sgdtop.events import read_events
 from sgdtop.plot import PlotDataError, plot_runs
 from sgdtop.profile import ProfileError, load
 from sgdtop.recorder import RunRecorder
-from sgdtop.schema import Record
+from sgdtop.schema import Record, read_events
 from sgdtop.summary import RunEvents
 from sgdtop.train import InputError, prepare, train
 from sgdtop.tui.draw.slices_chart import slices_text
@@ -94,7 +93,7 @@ def test_headless_run_prints_slices_and_plot_draws_them(tmp_path: Path) -> None:
                   "--set", "first_epoch_every=0", runs=runs)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("loss slices: 4 directions × 21 points") == 3  # steps 0, 4, 8
-    events = read_events(only_run(runs) / "events.jsonl").events
+    events = read_events(only_run(runs) / "events.jsonl").records
     assert sum(ev.kind == "loss_slice" for ev in events) == 3
     out = tmp_path / "fig7.png"
     proc = sgdtop("plot", "latest", "--kind", "slices", "--out", str(out), runs=runs)

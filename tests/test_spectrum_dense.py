@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from sgdtop.events import make_event
+
 from sgdtop.spectrum import (
     DENSE_MAX_PARAMS_DEFAULT,
     DenseTooLargeError,

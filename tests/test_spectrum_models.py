@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from sgdtop.events import make_event
 from torch import nn
 
-from sgdtop.events import make_event
 from sgdtop.spectrum import (
     NonFiniteError,
     SpectrumInputError,

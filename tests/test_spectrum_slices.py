@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from sgdtop.events import make_event, validate
 from torch import nn
 
-from sgdtop.events import make_event, validate
 from sgdtop.spectrum import SpectrumInputError, hessian_spectrum, loss_slices, slice_distances
 from tests.spectrum_fixtures import probe_for, tiny_cnn_bn
 

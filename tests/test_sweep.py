@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rich.console import Console
+from schema_samples import make_record as make_event
 from typer.testing import CliRunner
 
-from schema_samples import make_record as make_event  # was: encode, make_event, read_events
+from sgdtop.schema import encode, read_events
 from sgdtop.store import list_run_dirs, run_info, trainer_pid
 from sgdtop.sweep import (
     FINISHED,
@@ -234,7 +235,7 @@ def test_signals_set_the_stop_flag_instead_of_raising() -> None:
 # ----------------------------------------------------------------------------- end to end
 def _mark_interrupted(run_dir: Path) -> None:
     """Rewrite a finished run's run_end as if it had been stopped."""
-    events = read_events(run_dir / "events.jsonl").events
+    events = read_events(run_dir / "events.jsonl").records
     end = events[-1]
     assert end.kind == "run_end"
     events[-1] = make_event("run_end", end.t, step=end.step, epoch=end.epoch,

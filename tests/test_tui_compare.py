@@ -9,7 +9,6 @@ Update the snapshots after a deliberate change:
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import subprocess
 import sys
@@ -19,11 +18,11 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 from runs_fixtures import make_run, two_runs
+from schema_samples import make_record as make_event
 from textual.pilot import Pilot
 from tui_fixtures import LARGE, SMALL, SnapCompare, drive
 
 from sgdtop.compare import CompareReport, build_report
-from schema_samples import make_record as make_event  # was: make_event
 from sgdtop.summary import RunEvents
 from sgdtop.tui.compare import CompareApp
 from sgdtop.tui.compare.app import CompareHelpScreen
