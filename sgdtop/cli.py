@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 
@@ -40,6 +40,7 @@ from sgdtop.summary import RunSummary
 
 if TYPE_CHECKING:
     from sgdtop.launch import TrainerProcess
+    from sgdtop.stats import Axis
 
 app = typer.Typer(
     name="sgdtop",
@@ -223,7 +224,9 @@ def run(
     # trainer (in its own session) running. A second one kills the trainer — unless it
     # already sent run_end and is exiting by itself.
     stopper = _Stopper()
-    old = {s: signal.signal(s, stopper.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = (signal.SIGINT, signal.SIGTERM)
+    for s in old:
+        signal.signal(s, stopper.on_signal)
     tui = use_tui(log, json_out)
     try:
         feed = launch.TrainerProcess(prof, root, run_id=run_id,
@@ -243,8 +246,10 @@ def run(
         else:
             end = _headless_live(feed, json_out)
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        # The run has ended (or this process is failing): a Ctrl+C or SIGTERM arriving now
+        # (a second, quick Ctrl+C) must not turn the run's exit code into a signal death.
+        for s in old:
+            signal.signal(s, signal.SIG_IGN)
     raise typer.Exit(_run_exit_code(end, stopped_by_user=stopper.count > 0))
 
 
@@ -309,7 +314,7 @@ def _headless_live(feed: TrainerProcess, json_out: bool) -> EndReason:
         return False
 
     end = _headless(feed, json_out, hold=hold,
-                    on_closed_stdout=lambda: feed.stop(signal.SIGTERM))
+                    on_closed_stdout=lambda: feed.stop(signal.SIGHUP))
     if refused is not None and end.kind is not EndKind.CLOSED_STDOUT:
         code = feed.returncode
         fail(refused.message, code=code if code and code > 0 else 1)
@@ -536,9 +541,10 @@ def _runs_events(refs: list[str], runs_dir: Path | None) -> list[Any]:
 AxisOpt = Annotated[str, typer.Option(help="Common x axis: epoch, step or time.")]
 
 
-def _check_axis(axis: str) -> None:
+def _check_axis(axis: str) -> Axis:
     if axis not in ("epoch", "step", "time"):
         fail(f"--axis must be one of epoch, step, time; got {axis!r}")
+    return cast("Axis", axis)
 
 
 @app.command()
@@ -550,10 +556,10 @@ def compare(
     log: LogOpt = False,
 ) -> None:
     """Runs side by side: settings, time-averaged ρ(H) and top-10 mean, κ, losses, dead %."""
-    _check_axis(axis)
+    axis_ = _check_axis(axis)
     from sgdtop.compare import build_report, render_text
 
-    report = build_report(_runs_events(run_refs, runs_dir), axis=axis)
+    report = build_report(_runs_events(run_refs, runs_dir), axis=axis_)
     if not use_tui(log, False):
         print(render_text(report, max_rows=rows))
         return
@@ -695,7 +701,7 @@ def plot(
     if kind == "sweep" or (kind == "auto" and fig3):
         _plot_sweep(run_refs, out, runs_dir)
         return
-    _check_axis(axis)
+    axis_ = _check_axis(axis)
     from sgdtop import plot as plot_mod
 
     if kind not in plot_mod.PLOT_KINDS:
@@ -711,7 +717,7 @@ def plot(
     else:
         runs = _runs_events(run_refs, runs_dir)
     try:
-        path = plot_mod.plot_runs(runs, out, kind, axis=axis)
+        path = plot_mod.plot_runs(runs, out, kind, axis=axis_)
     except (plot_mod.PlotUnavailableError, plot_mod.PlotDataError, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sgdtop import format as fmt
-from sgdtop.summary import (
+from sgdtop.stats import (
     AXIS_LABELS,
     Axis,
     RunEvents,
@@ -36,7 +36,7 @@ from sgdtop.summary import (
 @dataclass(frozen=True, slots=True)
 class Metric:
     """A per-event quantity to compare: the ``field`` of events of ``kind`` (or a derived
-    spectrum field, see :func:`sgdtop.summary.field_value`), shown as ``label``."""
+    spectrum field, see :func:`sgdtop.stats.field_value`), shown as ``label``."""
 
     name: str
     kind: str

@@ -54,7 +54,7 @@ from sgdtop.schema import (
     RunStart,
     Spectrum,
 )
-from sgdtop.summary import top_mean_abs
+from sgdtop.stats import top_mean_abs
 
 INSTALL_HINT_TB: Final[str] = "tensorboard is not installed: pip install 'sgdtop[tensorboard]'"
 
@@ -412,7 +412,7 @@ def export_tensorboard(
     Raises :class:`ExportUnavailableError` when tensorboard is not installed.
     """
     try:
-        from tensorboard.summary import Writer  # type: ignore[import-untyped]
+        from tensorboard.summary import Writer
     except ImportError as exc:
         raise ExportUnavailableError(INSTALL_HINT_TB) from exc
 

@@ -137,8 +137,9 @@ class TrainerProcess:
         self._end = self._ending(code)
 
     def stop(self, signum: int = signal.SIGINT) -> None:
-        """Ask the trainer to stop cleanly (SIGINT by default; SIGTERM when our stdout was
-        closed, so the trainer can tell the two apart); idempotent."""
+        """Ask the trainer to stop cleanly (SIGINT by default; SIGHUP when our stdout was
+        closed, so the trainer can record why: see ``sgdtop.worker.STOP_SIGNALS``);
+        idempotent."""
         if self.proc.poll() is None and not self._stop_sent:
             self._stop_sent = True
             with contextlib.suppress(ProcessLookupError):

@@ -41,7 +41,7 @@ import numpy as np
 from sgdtop import format as fmt
 from sgdtop.compare import differing_settings, format_value
 from sgdtop.schema import Eval, LossSlice, Spectrum
-from sgdtop.summary import (
+from sgdtop.stats import (
     AXIS_LABELS,
     Axis,
     RunEvents,

@@ -24,21 +24,6 @@ from sgdtop.feed import EVENTS_FILE
 from sgdtop.schema import BadLine, Eval, Record, RunEnd, RunStart, Spectrum, decode_line
 from sgdtop.schema.wire import WireError, dumps, parse_json
 
-
-def __getattr__(name: str) -> object:
-    """The names of :mod:`sgdtop.stats` (``RunEvents``, ``summarize``, ``series``, ...)
-    stay importable from here; importing them loads numpy, which a run summary does not
-    need."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from sgdtop import stats
-
-    try:
-        return getattr(stats, name)
-    except AttributeError:
-        raise AttributeError(f"module 'sgdtop.summary' has no attribute {name!r}") from None
-
-
 #: The file beside events.jsonl holding a :class:`RunSummary` and how much of the events
 #: file it covers (``docs/design.md``, "Run directory").
 SUMMARY_FILE: Final[str] = "summary.json"

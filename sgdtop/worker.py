@@ -12,7 +12,8 @@ the original stderr is only what comes before the capture, a crash traceback, an
 goes to ``<run_dir>/trainer.log`` (created ``O_EXCL|O_NOFOLLOW``, mode 0600) once the run
 directory exists.
 
-Signals: SIGINT or SIGTERM asks for a stop — the current step (or measurement) is
+Signals: SIGINT, SIGTERM or SIGHUP asks for a stop (``run_end``'s message says which:
+SIGHUP means the viewer's output was closed) — the current step (or measurement) is
 abandoned at the next check, ``run_end`` is written with status ``interrupted``; once
 ``run_end`` is written further signals are ignored, so the exit code is always the one of
 the status written. Exit codes: :data:`EXIT_CODES` (0 completed, 130 interrupted,
@@ -44,16 +45,30 @@ EXIT_CODES: Final[dict[str, int]] = {
 }
 
 
+#: The signals that ask the trainer to stop, and why each is sent: SIGHUP is what
+#: ``sgdtop run`` sends when its own output was closed (``--json | head``) — the trainer
+#: runs in a session of its own, so no terminal ever sends it one.
+STOP_SIGNALS: Final[dict[signal.Signals, str]] = {
+    signal.SIGINT: "SIGINT: Ctrl+C, q or sgdtop stop",
+    signal.SIGTERM: "SIGTERM",
+    signal.SIGHUP: "the viewer's output was closed",
+}
+
+
 class _StopFlag:
-    """Set by SIGINT/SIGTERM; polled by the training loop."""
+    """Set by a stop signal (:data:`STOP_SIGNALS`); polled by the training loop. The
+    first signal's reason is kept for ``run_end``."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.reason: str | None = None
 
     def __call__(self) -> bool:
         return self.event.is_set()
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.reason is None:
+            self.reason = STOP_SIGNALS.get(signal.Signals(signum), signal.strsignal(signum))
         self.event.set()
 
 
@@ -120,8 +135,8 @@ def _write_line(fd: int, text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one trainer; returns the process exit code."""
     stop = _StopFlag()
-    signal.signal(signal.SIGINT, stop.handler)
-    signal.signal(signal.SIGTERM, stop.handler)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop.handler)
 
     ap = argparse.ArgumentParser(prog="python -m sgdtop.worker")
     ap.add_argument("--profile-json", required=True, type=Path)
@@ -145,8 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     def finish(status: RunStatus, message: str, code: int | None = None) -> int:
         if pipe is None and recorder.run_dir is None:  # detached, nowhere to write: say it
             _write_line(stderr_fd[0], f"sgdtop: error: {message}")
+        if status == "interrupted" and stop.reason is not None:
+            message = f"{message} ({stop.reason})"
         written = recorder.end(status, message)
-        for sig in (signal.SIGINT, signal.SIGTERM):  # the run has ended: its code stands
+        for sig in STOP_SIGNALS:  # the run has ended: its code stands
             signal.signal(sig, signal.SIG_IGN)
         return code if code is not None and written == status else EXIT_CODES[written]
 

@@ -268,6 +268,7 @@ def test_closed_stdout_stops_the_run_quietly(tmp_path: Path) -> None:
     wait_for(lambda: live_pid(run_dir) is None, timeout=30)
     end = read_events(run_dir / "events.jsonl").records[-1]
     assert end.kind == "run_end" and end.status == "interrupted"
+    assert "the viewer's output was closed" in end.message  # why the run ended
 
 
 def test_the_working_directory_is_not_on_the_trainers_path(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from sgdtop.compare import (
     summary_table,
 )
 from sgdtop.schema import Record
-from sgdtop.summary import RunEvents
+from sgdtop.stats import RunEvents
 
 
 def _tiny_run(run_id: str, spe: int, points: dict[int, float]) -> RunEvents:

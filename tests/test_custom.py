@@ -199,7 +199,7 @@ def test_monitor_loop_example_runs(tmp_path: Path) -> None:
     res = read_events(run_dir / EVENTS_FILE)
     kinds = [ev.kind for ev in res.records]
     assert not res.bad_lines and kinds[0] == "run_start" and kinds[-1] == "run_end"
-    assert res.records[-1]["status"] == "completed"
+    assert res.records[-1].status == "completed"
     assert kinds.count("eval") == 3 and kinds.count("spectrum") >= 4
     assert "dense_spectrum" in kinds
     lrs = sorted({round(ev.lr, 6) for ev in res.records if ev.kind == "spectrum"})

@@ -20,7 +20,7 @@ from sgdtop.plot import (
     run_colors,
     run_labels,
 )
-from sgdtop.summary import RunEvents, summarize
+from sgdtop.stats import RunEvents, summarize
 
 mpl_image = pytest.importorskip("matplotlib.image")
 

@@ -17,7 +17,7 @@ from sgdtop.plot import PlotDataError, plot_runs
 from sgdtop.profile import ProfileError, load
 from sgdtop.recorder import RunRecorder
 from sgdtop.schema import Record, read_events
-from sgdtop.summary import RunEvents
+from sgdtop.stats import RunEvents
 from sgdtop.train import InputError, prepare, train
 from sgdtop.tui.draw.slices_chart import slices_text
 from sgdtop.tui.run import ReplaySource, SgdtopApp

@@ -691,7 +691,7 @@ def test_a_cell_run_by_a_newer_sgdtop_is_one_line(tmp_path: Path) -> None:
     (sw.runs_dir / "newer-run" / "events.jsonl").write_text(
         '{"v": 99, "kind": "run_end", "t": 1.0}\n', encoding="utf-8")
     sw.save()
-    with pytest.raises(SweepError, match="newer than this sgdtop") as info:
+    with pytest.raises(SweepError, match="written by a newer sgdtop") as info:
         run_sweep(load_sweep(sw.path), handle_signals=False)
     assert "\n" not in str(info.value) and "newer-run/events.jsonl" in str(info.value)
     proc = subprocess.run(_sweep_cli(tmp_path), capture_output=True, text=True, timeout=120)

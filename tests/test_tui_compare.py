@@ -23,7 +23,7 @@ from textual.pilot import Pilot
 from tui_fixtures import LARGE, SMALL, SnapCompare, drive
 
 from sgdtop.compare import CompareReport, build_report
-from sgdtop.summary import RunEvents
+from sgdtop.stats import RunEvents
 from sgdtop.tui.compare import CompareApp
 from sgdtop.tui.compare.app import CompareHelpScreen
 from sgdtop.tui.compare.widgets import CompareChart, MetricBar, SummaryTableView

@@ -21,8 +21,8 @@ import numpy as np
 
 from sgdtop.compare import format_value
 from sgdtop.schema import RunStart
+from sgdtop.stats import RunEvents, Weighting, summarize
 from sgdtop.store import read_run, run_info
-from sgdtop.summary import RunEvents, Weighting, summarize
 from sgdtop.sweep.grid import AXIS_SYMBOLS, Cell
 from sgdtop.sweep.sweepfile import PENDING, Sweep, load_sweep
 
@@ -49,7 +49,7 @@ def fit_line(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -
 
     Raises ``ValueError`` with fewer than two distinct finite x.
     """
-    from scipy.stats import linregress  # type: ignore[import-untyped]  # (~0.3 s import)
+    from scipy.stats import linregress  # (~0.3 s import)
 
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)

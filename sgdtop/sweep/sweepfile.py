@@ -196,7 +196,7 @@ class Sweep:
             return "running" if starting else PENDING
         info = run_info(run_dir)
         status = info.status
-        newer = info.summary.newer
+        newer = info.summary.newer_line()
         if newer is not None:  # one line, not a traceback (issue 11.1)
             raise SweepError(newer_schema_message(run_dir / EVENTS_FILE, newer))
         if status in ("running", "died"):  # no run_end: is its trainer alive?

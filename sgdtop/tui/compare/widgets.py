@@ -14,7 +14,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from sgdtop.compare import CompareReport
-from sgdtop.summary import AXIS_LABELS
+from sgdtop.stats import AXIS_LABELS
 from sgdtop.tui.draw.compare import chart_lines, metric_bar, summary_table, table_height
 from sgdtop.tui.draw.lines_chart import lines_chart, lines_legend
 from sgdtop.tui.draw.palette import DIM

@@ -73,8 +73,9 @@ class SgdtopApp(App[str | None]):
     CSS_PATH = Path(__file__).parent.parent / "sgdtop.tcss"
     TITLE = "sgdtop"
     ENABLE_COMMAND_PALETTE = False
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    # instance variables on App that a class-level default sets for every instance
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]  # noqa: RUF012
     step_group = Binding.Group("step", compact=True)
     speed_group = Binding.Group("speed", compact=True)
     ends_group = Binding.Group("ends", compact=True)

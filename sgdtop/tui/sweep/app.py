@@ -154,7 +154,8 @@ class SweepApp(App[SweepResult | None]):
         try:
             result = run_sweep(self.sweep, jobs=self.jobs, on_update=self._post_update,
                                stop=self.stop_event, escalate=self.escalate_event,
-                               handle_signals=False, gpus=self.gpus, poll_s=self.poll_s)
+                               handle_signals=False, poll_s=self.poll_s,
+                               gpus=None if self.gpus is None else list(self.gpus))
             summary = summarize_sweep(self.sweep)
         except BaseException as exc:  # reported to the caller of the app
             error = exc
