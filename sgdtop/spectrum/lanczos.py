@@ -129,6 +129,7 @@ class EigenResult:
             most n): the top k are reported only once the band converged.
         separated: whether all ``k + g`` pairs met the tolerance (False when
             ``max_matvecs`` stopped the iteration first).
+        passes: products with A as issued: one per matvec, one per block ``matmat``.
     """
 
     eigenvalues: torch.Tensor
@@ -139,6 +140,7 @@ class EigenResult:
     restarts: int
     guard_band: int = 0
     separated: bool = True
+    passes: int = 0
 
 
 def check_eigen_args(n: int, k: int, which: str, tol: float) -> None:
@@ -218,13 +220,24 @@ def top_eigenpairs(
 
 
 class _Iteration:
-    """State of one run of :func:`top_eigenpairs`."""
+    """State of one run of :func:`top_eigenpairs`.
+
+    Layout: the basis ``V`` and its products ``W = A V`` are preallocated row blocks of
+    shape (cap, n), float64, so that the first m vectors are one contiguous (m, n) matrix
+    and every projection against them is a single matrix product that reads the basis
+    once; the projected matrices ``T`` and ``G`` (cap, cap) live on the same device.
+    Per expansion by one vector the basis is read: V and W once each for the Ritz
+    residual, V twice for its reorthogonalization, V and W once each for the new column
+    of T and G (the residual is orthogonal to V by construction, VᵀW s − θ s = 0 up to
+    rounding, so one explicit Gram–Schmidt pass is the second of "twice is enough").
+    """
 
     def __init__(
         self, matvec: MatVec, n: int, k: int, band: int, which: str, tol: float, seed: int,
         block_size: int, max_matvecs: int | None, cap: int, device: torch.device,
+        matmat: MatVec | None = None,
     ) -> None:
-        self.matvec, self.n, self.which, self.tol = matvec, n, which, tol
+        self.matvec, self.matmat, self.n, self.which, self.tol = matvec, matmat, n, which, tol
         self.k_out = k  # reported pairs
         self.k = band  # converged pairs: k plus the guard band
         if max_matvecs is None:
@@ -233,12 +246,13 @@ class _Iteration:
             block_size, max_matvecs, cap, device)
         self.gen = torch.Generator().manual_seed(seed)
         f64 = torch.float64
-        self.V = torch.empty(n, cap, dtype=f64, device=device)
-        self.W = torch.empty(n, cap, dtype=f64, device=device)
-        self.T = torch.zeros(cap, cap, dtype=f64)
-        self.G = torch.zeros(cap, cap, dtype=f64)
+        self.V = torch.empty(cap, n, dtype=f64, device=device)
+        self.W = torch.empty(cap, n, dtype=f64, device=device)
+        self.T = torch.zeros(cap, cap, dtype=f64, device=device)
+        self.G = torch.zeros(cap, cap, dtype=f64, device=device)
         self.m = 0
         self.matvecs = 0
+        self.passes = 0
         self.restarts = 0
 
     # -- the loop -------------------------------------------------------------------------
@@ -255,7 +269,7 @@ class _Iteration:
             cand = start.to(device=self.device, dtype=torch.float64)[:, : self.cap]
             if not torch.isfinite(cand).all():
                 raise SpectrumInputError("start vectors contain NaN or infinity")
-            self._start_warm(cand)
+            self._start_warm(cand.T.contiguous())
         if self.m == 0:
             self._add(self._random(self.block))
         while True:
@@ -273,38 +287,40 @@ class _Iteration:
                 continue
             # Expand by the residuals of the unconverged wanted pairs that are furthest off.
             if unconverged.numel() == 0:  # fewer than k pairs so far, all converged
-                cand = self._random(self.block)
+                cand, passes = self._random(self.block), 2
             else:
                 ratio = res[unconverged] / thresh[unconverged]
                 pick = unconverged[torch.argsort(ratio, descending=True)[: self.block]]
                 cand = self._ritz_residuals(theta[want][pick], s[:, want][:, pick])
-            if self._add(cand) == 0 and self._add(self._random(self.block)) == 0:
+                passes = 1
+            if (self._add(cand, passes) == 0
+                    and self._add(self._random(self.block)) == 0):
                 return self._result(theta, s, want)
 
     def _start_warm(self, cand: torch.Tensor) -> None:
-        """Start from a block of approximate eigenvectors (the previous Ritz vectors, in
-        wanted order). The last one, the slowest to converge, is tried first: if A moved
+        """Start from a block of approximate eigenvectors (rows: the previous Ritz vectors,
+        in wanted order). The last one, the slowest to converge, is tried first: if A moved
         little (its residual is within ``WARM_BLOCK_MAX_RATIO`` times its threshold), the
         whole block enters the basis (Rayleigh–Ritz on it, then targeted expansions);
-        otherwise the block is of little use as such, and Lanczos starts from the single
-        vector Σ yᵢ, whose Krylov space recovers the old subspace in about b steps and the
-        new directions after. That trial costs one matvec."""
-        cand = cand[:, : self.k]
-        b = cand.shape[1]
+        otherwise the block is of little use as such, and Lanczos starts from the vector
+        Σ yᵢ (and a random one), whose Krylov space recovers the old subspace in about b
+        steps and the new directions after. That trial costs one matvec."""
+        cand = cand[: self.k_out]
+        b = cand.shape[0]
         if b == 1:
             self._add(cand)
             return
-        self._add(cand[:, -1:])
+        self._add(cand[-1:])
         if self.m == 1:
             theta = self.T[0, 0]
             res = (self.G[0, 0] - theta**2).clamp_min(0).sqrt()
             if res <= WARM_BLOCK_MAX_RATIO * self.tol * theta.abs():
-                self._add(cand[:, :-1])
+                self._add(cand[:-1])
                 return
             self.m = 0
             self.T.zero_()
             self.G.zero_()
-        self._add(torch.cat([cand.sum(1, keepdim=True), self._random(1)], 1))
+        self._add(torch.cat([cand.sum(0, keepdim=True), self._random(1)], 0))
 
     def _out_of_budget(self) -> bool:
         return self.max_matvecs is not None and self.matvecs >= self.max_matvecs
@@ -312,50 +328,85 @@ class _Iteration:
     # -- pieces ---------------------------------------------------------------------------
 
     def _random(self, b: int) -> torch.Tensor:
+        """``b`` seeded Gaussian rows (n,), drawn on the CPU (device-independent)."""
         z = torch.randn(self.n, b, dtype=torch.float64, generator=self.gen)
-        return z.to(self.device)
+        return z.T.contiguous().to(self.device)
 
-    def _add(self, cand: torch.Tensor) -> int:
-        """Orthonormalize the columns of ``cand`` against the basis (twice), apply A to
-        each one that is independent, and grow V, W, T, G. Returns how many were added."""
-        added = 0
-        for j in range(cand.shape[1]):
-            if self.m >= self.cap or self._out_of_budget():
+    def _add(self, cand: torch.Tensor, passes: int = 2) -> int:
+        """Orthonormalize the rows of ``cand`` against the basis (``passes`` block
+        Gram–Schmidt passes, each one product with V and one with Vᵀ) and each other,
+        apply A to those that are independent, and grow V, W, T, G. Returns how many
+        were added."""
+        room = min(self.cap - self.m, self.max_matvecs - self.matvecs)
+        if room <= 0:
+            return 0
+        q = cand.clone()
+        norm0 = torch.linalg.vector_norm(q, dim=1)
+        if self.m:
+            basis = self.V[: self.m]
+            for _ in range(passes):
+                q -= (q @ basis.T) @ basis
+        keep: list[torch.Tensor] = []
+        for j in range(q.shape[0]):  # within the block (b is small): Gram–Schmidt twice
+            if len(keep) >= room:
                 break
-            q = cand[:, j].clone()
-            norm0 = torch.linalg.vector_norm(q)
-            if not norm0 > 0:
+            x = q[j]
+            for _ in range(2 if keep else 0):
+                prev = torch.stack(keep)
+                x = x - (prev @ x) @ prev
+            norm = torch.linalg.vector_norm(x)
+            if not (norm0[j] > 0 and norm > _DEPENDENT * norm0[j]):
                 continue
-            basis = self.V[:, : self.m]
-            for _ in range(2):
-                q -= basis @ (basis.T @ q)
-            norm = torch.linalg.vector_norm(q)
-            if not norm > _DEPENDENT * norm0:
-                continue
-            self._append(q / norm)
-            added += 1
-        return added
+            keep.append(x / norm)
+        if not keep:
+            return 0
+        block = torch.stack(keep)
+        self._append(block, self._apply(block))
+        return block.shape[0]
 
-    def _append(self, q: torch.Tensor) -> None:
-        m = self.m
-        w = self.matvec(q)
-        self.matvecs += 1
-        if w.shape != (self.n,):
-            raise SpectrumInputError(
-                f"matvec returned shape {tuple(w.shape)}; expected ({self.n},)")
-        w = w.to(device=self.device, dtype=torch.float64)
-        self.V[:, m] = q
-        self.W[:, m] = w
-        c_col = (self.V[:, : m + 1].T @ w).cpu()  # v_iᵀ A q
-        c_row = (self.W[:, :m].T @ q).cpu()  # qᵀ A v_i
+    def _apply(self, q: torch.Tensor) -> torch.Tensor:
+        """``A qᵢ`` for each row (b, n): one block product if a ``matmat`` is given,
+        else one matvec per row; float64 rows on the device."""
+        b = q.shape[0]
+        if self.matmat is not None and b > 1:
+            w = self.matmat(q.T)
+            if w.shape != (self.n, b):
+                raise SpectrumInputError(
+                    f"matmat returned shape {tuple(w.shape)}; expected ({self.n}, {b})")
+            out = w.to(device=self.device, dtype=torch.float64).T
+            self.passes += 1
+        else:
+            rows = []
+            for j in range(b):
+                w = self.matvec(q[j])
+                if w.shape != (self.n,):
+                    raise SpectrumInputError(
+                        f"matvec returned shape {tuple(w.shape)}; expected ({self.n},)")
+                rows.append(w.to(device=self.device, dtype=torch.float64))
+                self.passes += 1
+            out = torch.stack(rows)
+        self.matvecs += b
+        return out
+
+    def _append(self, q: torch.Tensor, w: torch.Tensor) -> None:
+        """Append orthonormal rows ``q`` (b, n) and ``w = A q`` to the basis; new columns
+        of T = sym(VᵀW) and G = WᵀW from one product with V and one with W."""
+        m, b = self.m, q.shape[0]
+        m1 = m + b
+        self.V[m:m1] = q
+        self.W[m:m1] = w
+        c_col = self.V[:m1] @ w.T  # (m1, b): v_iᵀ A q_j
+        wq = self.W[:m1] @ torch.cat([q, w], 0).T  # (m1, 2b): (A v_i)ᵀ q_j, (A v_i)ᵀ A q_j
         t = c_col.clone()
-        t[:m] = 0.5 * (c_col[:m] + c_row)
-        self.T[: m + 1, m] = t
-        self.T[m, : m + 1] = t
-        g = (self.W[:, : m + 1].T @ w).cpu()
-        self.G[: m + 1, m] = g
-        self.G[m, : m + 1] = g
-        self.m = m + 1
+        t[:m] = 0.5 * (c_col[:m] + wq[:m, :b])
+        t[m:] = 0.5 * (c_col[m:] + c_col[m:].T)
+        self.T[:m1, m:m1] = t
+        self.T[m:m1, :m1] = t.T
+        g = wq[:, b:]
+        g[m:] = 0.5 * (g[m:] + g[m:].T)
+        self.G[:m1, m:m1] = g
+        self.G[m:m1, :m1] = g.T
+        self.m = m1
 
     def _residual_norms(
         self, theta: torch.Tensor, s: torch.Tensor, thresh: torch.Tensor
@@ -369,7 +420,7 @@ class _Iteration:
         unsure = torch.nonzero(thresh < _GRAM_DIGITS * ws_sq.sqrt()).flatten()
         if unsure.numel():
             r = self._ritz_residuals(theta[unsure], s[:, unsure])
-            res[unsure] = torch.linalg.vector_norm(r, dim=0).cpu()
+            res[unsure] = torch.linalg.vector_norm(r, dim=1)
         return res
 
     def _allowed(
@@ -393,20 +444,20 @@ class _Iteration:
         return self.tol * torch.clamp(theta_all[want].abs(), min=SMALL_EIGENVALUE_FLOOR * rho)
 
     def _ritz_residuals(self, theta: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        s = s.to(self.device)
-        v = self.V[:, : self.m] @ s
-        return self.W[:, : self.m] @ s - v * theta.to(self.device)
+        """Rows ``W s − θ V s`` (b, n) for the columns of s (m, b)."""
+        st = s.T.contiguous()
+        return st @ self.W[: self.m] - theta[:, None] * (st @ self.V[: self.m])
 
     def _restart(self, theta: torch.Tensor, s: torch.Tensor, order: torch.Tensor) -> None:
         """Thick restart: keep the wanted Ritz vectors and the best of the rest."""
         keep = max(self.k, min(self.m - self.block, self.k + (self.cap - self.k) // 2))
         sel = order[:keep]
         sk = s[:, sel]
-        sk_dev = sk.to(self.device)
         m = self.m
-        self.V[:, :keep] = self.V[:, :m] @ sk_dev
-        self.W[:, :keep] = self.W[:, :m] @ sk_dev
-        g = sk.T @ self.G[:m, :m] @ sk
+        skt = sk.T.contiguous()
+        self.V[:keep] = skt @ self.V[:m]
+        self.W[:keep] = skt @ self.W[:m]
+        g = skt @ self.G[:m, :m] @ sk
         self.T.zero_()
         self.G.zero_()
         self.T[:keep, :keep] = torch.diag(theta[sel])
@@ -422,15 +473,17 @@ class _Iteration:
             self.m >= self.n or bool((band_res <= allowed).all())))
         want = want[: self.k_out]
         th = theta[want]
-        sw = s[:, want].to(self.device)
-        y = self.V[:, : self.m] @ sw
-        r = self.W[:, : self.m] @ sw - y * th.to(self.device)
-        res = torch.linalg.vector_norm(r, dim=0).cpu()
-        thresh = self._thresholds(theta, want)
+        swt = s[:, want].T.contiguous()
+        y = swt @ self.V[: self.m]  # (k, n)
+        r = swt @ self.W[: self.m] - th[:, None] * y
+        res = torch.linalg.vector_norm(r, dim=1).cpu()
+        thresh = self._thresholds(theta, want).cpu()
         if self.m >= self.n:  # the basis spans the whole space: the Ritz pairs are exact
             converged = torch.ones(want.numel(), dtype=torch.bool)
         else:
             converged = res <= thresh
+        th = th.cpu()
+        vectors = y.T.contiguous()
         # Fewer pairs than k (max_matvecs hit early): pad with NaN, flagged unconverged.
         missing = self.k_out - want.numel()
         if missing > 0:
@@ -438,11 +491,12 @@ class _Iteration:
             th = torch.cat([th, nan])
             res = torch.cat([res, nan])
             converged = torch.cat([converged, torch.zeros(missing, dtype=torch.bool)])
-            y = torch.cat([y, torch.zeros(self.n, missing, dtype=y.dtype, device=y.device)], 1)
+            vectors = torch.cat([vectors, torch.zeros(
+                self.n, missing, dtype=vectors.dtype, device=vectors.device)], 1)
         return EigenResult(
-            eigenvalues=th.clone(), vectors=y, residuals=res, converged=converged,
+            eigenvalues=th.clone(), vectors=vectors, residuals=res, converged=converged,
             matvecs=self.matvecs, restarts=self.restarts,
-            guard_band=self.k - self.k_out, separated=separated,
+            guard_band=self.k - self.k_out, separated=separated, passes=self.passes,
         )
 
 
