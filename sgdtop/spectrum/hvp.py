@@ -50,6 +50,12 @@ DEFAULT_HVP_METHOD: Final[str] = "double_backward"
 GRAPH_CACHE_CPU_BYTES: Final[int] = 1 << 30
 """Default budget (bytes) for keeping the gradient's graph between HVPs on the CPU."""
 
+MATMAT_MAX_BLOCK: Final[int] = 32
+"""The largest block :meth:`ProbeHessian.matmat` issues in one batched pass."""
+
+MATMAT_UNKNOWN_BLOCK: Final[int] = 4
+"""The block size used when no kept graph tells the memory one product needs."""
+
 GRAPH_CACHE_CUDA_FRACTION: Final[float] = 0.25
 """Default budget on CUDA: this fraction of the device's free memory at the first HVP."""
 
@@ -173,6 +179,7 @@ class ProbeHessian:
         """Forward/backward passes over the probe per product once the graphs are built:
         1 where the whole probe fits one pass (see :meth:`_one_pass`)."""
         self.hvps = 0
+        self.block_passes = 0
         self.graph_cache_bytes = graph_cache_bytes
         self.graph_bytes = 0
         self._graphs: list[tuple[list[tuple[torch.Tensor, int]], int]] | None = None
@@ -248,9 +255,94 @@ class ProbeHessian:
             raise NonFiniteError(
                 "a Hessian-vector product is not finite (the probe loss is NaN or infinite?)")
         self.hvps += 1
+        self.block_passes += 1
         return out
 
     __matmul__ = matvec
+
+    def matmat(self, v: torch.Tensor, block: int | None = None) -> torch.Tensor:
+        """``H V`` for a block of vectors V of shape (n, b), as float64 (n, b) on
+        :attr:`device`: the b products share one backward pass through each kept
+        gradient graph (``torch.autograd.grad(..., is_grads_batched=True)``, a vmap over
+        the backward), in chunks of at most ``block`` columns (None:
+        :meth:`block_limit`). Equal to b calls of :meth:`matvec` within float32
+        rounding. :attr:`hvps` grows by b, :attr:`block_passes` (backward sweeps over
+        the probe: one per matvec, one per batched chunk) by the chunks.
+        ``forward_over_reverse`` falls back to one :meth:`matvec` per column.
+
+        Raises :class:`NonFiniteError` if a product is NaN or infinite.
+        """
+        if v.dim() != 2 or v.shape[0] != self.num_params:
+            raise SpectrumInputError(
+                f"block has shape {tuple(v.shape)}; expected ({self.num_params}, b)")
+        b = v.shape[1]
+        if b == 0:
+            return torch.zeros(self.num_params, 0, dtype=torch.float64, device=self.device)
+        if self.method == "forward_over_reverse" or b == 1:
+            return torch.stack([self.matvec(v[:, j]) for j in range(b)], 1)
+        if self._graphs is None and not self._cache_refused:
+            first = self.matvec(v[:, 0])  # builds the kept graphs (or refuses them)
+            return torch.cat([first[:, None], self.matmat(v[:, 1:], block)], 1)
+        size = block if block is not None else self.block_limit()
+        return torch.cat([self._block(c) for c in v.split(max(1, size), dim=1)], 1)
+
+    def block_limit(self) -> int:
+        """The block size b for :meth:`matmat`, from the memory budget: a batched backward
+        takes about b times the memory of one product's backward, taken to be the kept
+        graph's size (its activations mirror the forward's), so b = (budget −
+        graph_bytes) // graph_bytes, at least 1 and at most ``MATMAT_MAX_BLOCK``; without
+        a kept graph (none measured yet, or refused) ``MATMAT_UNKNOWN_BLOCK``."""
+        if self.graph_bytes <= 0:
+            return MATMAT_UNKNOWN_BLOCK
+        budget = (self.graph_cache_bytes if self.graph_cache_bytes is not None
+                  else default_graph_cache_bytes(self.device))
+        return int(max(1, min(MATMAT_MAX_BLOCK, (budget - self.graph_bytes) // self.graph_bytes)))
+
+    def _block(self, v: torch.Tensor) -> torch.Tensor:
+        """One batched pass: ``H V`` for V (n, c)."""
+        c = v.shape[1]
+        vs = self.unflatten_batched(v.T)
+        out = torch.zeros(c, self.num_params, dtype=torch.float64, device=self.device)
+        if self._graphs is not None:
+            for grads, size in self._graphs:
+                out.add_(self._flatten_batched(self._vjp_batched(grads, vs, retain=True), c),
+                         alpha=size)
+        else:
+            for x, y, size in self.iter_batches():
+                grads = self._gradient_graph(x, y)
+                out.add_(self._flatten_batched(self._vjp_batched(grads, vs, retain=False), c),
+                         alpha=size)
+        out.div_(self.num_examples)
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteError(
+                "a Hessian-vector product is not finite (the probe loss is NaN or infinite?)")
+        self.hvps += c
+        self.block_passes += 1
+        return out.T
+
+    def unflatten_batched(self, v: torch.Tensor) -> list[torch.Tensor]:
+        """Split rows (c, n) into parameter-shaped blocks (c, *shape)."""
+        c = v.shape[0]
+        pieces = v.to(self.device).split(self.numels, dim=1)
+        return [x.reshape(c, *p.shape).to(p.dtype)
+                for x, p in zip(pieces, self.params, strict=True)]
+
+    @staticmethod
+    def _flatten_batched(ts: Iterable[torch.Tensor], c: int) -> torch.Tensor:
+        return torch.cat([t.reshape(c, -1).to(torch.float64) for t in ts], 1)
+
+    def _vjp_batched(
+        self, grads: list[tuple[torch.Tensor, int]], vs: list[torch.Tensor], *, retain: bool
+    ) -> list[torch.Tensor]:
+        """``H vⱼ`` for every row j of the blocks ``vs``: one batched backward."""
+        c = vs[0].shape[0]
+        zeros = [torch.zeros(c, *p.shape, dtype=p.dtype, device=p.device) for p in self.params]
+        if not grads:
+            return zeros
+        got = torch.autograd.grad(
+            [g for g, _ in grads], self.params, grad_outputs=[vs[i] for _, i in grads],
+            retain_graph=retain, allow_unused=True, is_grads_batched=True)
+        return [z if g is None else g for g, z in zip(got, zeros, strict=True)]
 
     def _matvec_building_cache(self, vs: list[torch.Tensor], out: torch.Tensor) -> None:
         """Double backward over the probe set into ``out`` (Σ n_b·H_b v). Unless refused,
