@@ -176,6 +176,7 @@ def top_eigenpairs(
     max_basis: int | None = None,
     device: torch.device | str | None = None,
     guard_band: int | None = None,
+    matmat: MatVec | None = None,
 ) -> EigenResult:
     """The k wanted eigenpairs of the symmetric operator ``matvec`` (see the module
     docstring for the method and the convergence test).
@@ -199,6 +200,8 @@ def top_eigenpairs(
         device: where the basis lives (default: ``start``'s device, else CPU).
         guard_band: pairs beyond k converged before the top k are reported (None for
             :func:`default_guard_band`; 0 for none, the pre-issue-18 behaviour).
+        matmat: ``V ↦ A V`` for a float64 block (n, b): used for the blocks the iteration
+            applies at once (start blocks, block expansions); None: one ``matvec`` each.
     """
     check_eigen_args(n, k, which, tol)
     if guard_band is None:
@@ -216,7 +219,7 @@ def top_eigenpairs(
     cap = max_basis if max_basis is not None else default_max_basis(band, block_size)
     cap = min(n, max(cap, band + block_size + 1))
     return _Iteration(matvec, n, k, band, which, tol, seed, block_size, max_matvecs, cap,
-                      torch.device(device)).run(start)
+                      torch.device(device), matmat).run(start)
 
 
 class _Iteration:

@@ -55,6 +55,9 @@ class SpectrumResult:
         separated: whether the whole band of k + g pairs converged, which is what makes
             the k-th eigenvalue trustworthy (no larger |λ| left out); False only when
             ``max_hvps`` stopped the iteration first.
+        block_size: b, the vectors per expansion (one block product each).
+        block_passes: backward sweeps over the probe set's graphs (one per single
+            product, one per block product); ``hvps`` counts the vectors.
     """
 
     eigenvalues: tuple[float, ...]
@@ -73,6 +76,8 @@ class SpectrumResult:
     ritz_vectors: torch.Tensor = field(repr=False, compare=False)
     guard_band: int = 0
     separated: bool = True
+    block_size: int = 1
+    block_passes: int = 0
 
     @property
     def all_converged(self) -> bool:
@@ -122,6 +127,54 @@ def _warm_vectors(warm_start: SpectrumResult | torch.Tensor, n: int) -> torch.Te
     return vectors[:, finite]
 
 
+_BLOCK_CHOICES: dict[tuple[str, int, int, str], int] = {}
+BLOCK_CANDIDATES: tuple[int, ...] = (4, 8)
+BLOCK_MIN_GAIN: float = 0.75
+"""A block size is chosen only if its seconds per vector are at most this fraction of a
+single product's."""
+
+
+def choose_block_size(op: ProbeHessian) -> int:
+    """The expansion block size b for ``op``'s device, by a quick measurement.
+
+    On the CPU: 1, without measuring (measured on a 2-core CPU, ``benchmarks/README.md``:
+    a batched backward costs more per vector than single products on the MLP and on
+    ResNet20). Elsewhere: once per process and (device, n, probe size, model class), time
+    one single product and one block of each of :data:`BLOCK_CANDIDATES` on random
+    vectors (synchronizing the device) and take the b of least seconds per vector if that
+    is at most ``BLOCK_MIN_GAIN`` of a single product's, else 1. Those products count in
+    ``op.hvps`` (13 of them, the first measurement only)."""
+    if op.device.type == "cpu":
+        return 1
+    key = (str(op.device), op.num_params, op.num_examples, type(op.model).__name__)
+    if key in _BLOCK_CHOICES:
+        return _BLOCK_CHOICES[key]
+    gen = torch.Generator().manual_seed(0)
+
+    def timed(b: int) -> float:
+        v = torch.randn(op.num_params, b, dtype=torch.float64, generator=gen).to(op.device)
+        _synchronize(op.device)
+        t = time.perf_counter()
+        op.matmat(v, block=b) if b > 1 else op.matvec(v[:, 0])
+        _synchronize(op.device)
+        return (time.perf_counter() - t) / b
+
+    timed(1)  # builds the kept graphs
+    single = timed(1)
+    best, best_s = 1, single * BLOCK_MIN_GAIN
+    for b in BLOCK_CANDIDATES:
+        s = timed(b)
+        if s < best_s:
+            best, best_s = b, s
+    _BLOCK_CHOICES[key] = best
+    return best
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _work_device(device: torch.device) -> torch.device:
     """Where the float64 Lanczos basis lives: the model's device where float64 is fast
     and supported (CPU, CUDA), else the CPU (e.g. Apple MPS has no float64)."""
@@ -140,7 +193,7 @@ def hessian_spectrum(
     *,
     progress: Progress | None = None,
     max_hvps: int | None = None,
-    block_size: int = 1,
+    block_size: int | None = None,
     max_basis: int | None = None,
     method: str = DEFAULT_HVP_METHOD,
     graph_cache_bytes: int | None = None,
@@ -173,8 +226,10 @@ def hessian_spectrum(
             yourself.
         max_hvps: cap on HVPs; the result then flags unconverged eigenvalues (never raises
             for non-convergence).
-        block_size: start/expansion vectors per step (≥ the multiplicity of a repeated
-            eigenvalue to find all its copies from a cold start).
+        block_size: expansion vectors per step, applied as one block product
+            (:meth:`ProbeHessian.matmat`); also ≥ the multiplicity of a repeated eigenvalue
+            finds all its copies from a cold start. None: :func:`choose_block_size` (1 on
+            the CPU, where a batched backward costs more per vector than single ones).
         max_basis: restart size of the Lanczos basis (memory: 2·max_basis·n float64 on the
             model's device); default 2k + 20 + block_size.
         method: the HVP method (see :data:`sgdtop.spectrum.hvp.HVP_METHODS`).
@@ -219,12 +274,20 @@ def hessian_spectrum(
             progress(op.hvps, time.perf_counter() - t0)
         return out
 
+    def matmat(v: torch.Tensor) -> torch.Tensor:
+        out = op.matmat(v)
+        if progress is not None:
+            progress(op.hvps, time.perf_counter() - t0)
+        return out
+
     with measuring(model, batch_norm):
         try:
+            if block_size is None:
+                block_size = choose_block_size(op)
             res = top_eigenpairs(
                 matvec, n, k, which=which, tol=tol, start=start, seed=seed,
                 block_size=block_size, max_matvecs=max_hvps, max_basis=max_basis,
-                device=_work_device(op.device), guard_band=guard_band,
+                device=_work_device(op.device), guard_band=guard_band, matmat=matmat,
             )
         finally:
             op.release()
@@ -248,4 +311,6 @@ def hessian_spectrum(
         ritz_vectors=vectors,
         guard_band=res.guard_band,
         separated=res.separated,
+        block_size=block_size,
+        block_passes=op.block_passes,
     )
