@@ -175,10 +175,11 @@ def test_guard_band_finds_the_30th_cold_and_warm(traj25: Trajectory) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("which", ["magnitude", "largest"])
 def test_no_miss_along_the_trajectory(which: str) -> None:
-    """Every 25 steps over 150 SGD steps, cold and warm: nothing missed, no ghost."""
-    traj = _trajectory(150, 25)
+    """Every 25 steps over 100 SGD steps, cold and warm: nothing missed, no ghost."""
+    traj = _trajectory(100, 25)
     prev: SpectrumResult | None = None
     hvps = {"cold": 0, "warm": 0}
     for step in sorted(traj.states):

@@ -222,8 +222,8 @@ def hessian_spectrum(
             within 8× the tolerance), the iteration starts from that whole subspace: about
             k HVPs plus a few; otherwise Lanczos starts from the sum of the Ritz vectors
             (a few % fewer HVPs than cold; see :mod:`sgdtop.spectrum.lanczos`).
-        progress: called after each HVP with (HVPs so far, seconds so far); throttle it
-            yourself.
+        progress: called after each HVP (each block of them with ``block_size > 1``)
+            with (HVPs so far, seconds so far); throttle it yourself.
         max_hvps: cap on HVPs; the result then flags unconverged eigenvalues (never raises
             for non-convergence).
         block_size: expansion vectors per step, applied as one block product
@@ -287,7 +287,8 @@ def hessian_spectrum(
             res = top_eigenpairs(
                 matvec, n, k, which=which, tol=tol, start=start, seed=seed,
                 block_size=block_size, max_matvecs=max_hvps, max_basis=max_basis,
-                device=_work_device(op.device), guard_band=guard_band, matmat=matmat,
+                device=_work_device(op.device), guard_band=guard_band,
+                matmat=matmat if block_size > 1 else None,
             )
         finally:
             op.release()
