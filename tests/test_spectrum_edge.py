@@ -134,12 +134,13 @@ _OLD: dict[tuple[int, bool], EigenResult] = {}
 
 def _old(traj: Trajectory, step: int, warm: bool) -> EigenResult:
     """The pre-issue-18 solver (:mod:`sgdtop.spectrum.legacy`: one start vector, exactly
-    the top k) at ``step``, cold or warm from its own cold result at step 0."""
+    the top k) on the caller's micro-batches, as then, at ``step``, cold or warm from its
+    own cold result at step 0."""
     key = (step, warm)
     if key not in _OLD:
         start = _old(traj, 0, False).vectors if warm else None
         traj.model.load_state_dict(traj.states[step])
-        op = ProbeHessian(traj.model, F.mse_loss, traj.probe)
+        op = ProbeHessian(traj.model, F.mse_loss, traj.probe, one_pass=False)
         with measuring(traj.model):
             _OLD[key] = legacy.top_eigenpairs(op.matvec, op.num_params, K, tol=TOL,
                                               start=start)

@@ -127,25 +127,34 @@ def _warm_vectors(warm_start: SpectrumResult | torch.Tensor, n: int) -> torch.Te
     return vectors[:, finite]
 
 
-_BLOCK_CHOICES: dict[tuple[str, int, int, str], int] = {}
+_BLOCK_CHOICES: dict[tuple[str, int, int, str], tuple[int, bool]] = {}
 BLOCK_CANDIDATES: tuple[int, ...] = (4, 8)
 BLOCK_MIN_GAIN: float = 0.75
 """A block size is chosen only if its seconds per vector are at most this fraction of a
 single product's."""
 
 
-def choose_block_size(op: ProbeHessian) -> int:
-    """The expansion block size b for ``op``'s device, by a quick measurement.
+CPU_BLOCK: int = 2
+"""The expansion block on the CPU: 2 vectors share each pass over the basis, their
+products issued one by one (measured, ``benchmarks/README.md``: top-30 of the
+teacher-student MLP 1.27× faster than b = 1 for 6% more HVPs)."""
 
-    On the CPU: 1, without measuring (measured on a 2-core CPU, ``benchmarks/README.md``:
-    a batched backward costs more per vector than single products on the MLP and on
-    ResNet20). Elsewhere: once per process and (device, n, probe size, model class), time
-    one single product and one block of each of :data:`BLOCK_CANDIDATES` on random
-    vectors (synchronizing the device) and take the b of least seconds per vector if that
-    is at most ``BLOCK_MIN_GAIN`` of a single product's, else 1. Those products count in
-    ``op.hvps`` (13 of them, the first measurement only)."""
+
+def choose_block_size(op: ProbeHessian) -> tuple[int, bool]:
+    """The expansion block size b for ``op``'s device and whether its b products go
+    through one batched backward (:meth:`ProbeHessian.matmat`), by measurement.
+
+    On the CPU: ``(CPU_BLOCK, False)``, without measuring: a batched backward costs more
+    per vector than single products there (measured on a 2-core CPU on the MLP and
+    ResNet20, ``benchmarks/README.md``), while two vectors per expansion halve the reads
+    of the basis per vector. Elsewhere: once per process and (device, n, probe size,
+    model class), time one single product and one block of each of
+    :data:`BLOCK_CANDIDATES` on random vectors (synchronizing the device) and take the b
+    of least seconds per vector, batched, if that is at most ``BLOCK_MIN_GAIN`` of a
+    single product's, else ``(CPU_BLOCK, False)``. Those products count in ``op.hvps``
+    (14 of them, the first measurement only)."""
     if op.device.type == "cpu":
-        return 1
+        return CPU_BLOCK, False
     key = (str(op.device), op.num_params, op.num_examples, type(op.model).__name__)
     if key in _BLOCK_CHOICES:
         return _BLOCK_CHOICES[key]
@@ -161,11 +170,11 @@ def choose_block_size(op: ProbeHessian) -> int:
 
     timed(1)  # builds the kept graphs
     single = timed(1)
-    best, best_s = 1, single * BLOCK_MIN_GAIN
+    best, best_s = (CPU_BLOCK, False), single * BLOCK_MIN_GAIN
     for b in BLOCK_CANDIDATES:
         s = timed(b)
         if s < best_s:
-            best, best_s = b, s
+            best, best_s = (b, True), s
     _BLOCK_CHOICES[key] = best
     return best
 
@@ -228,8 +237,9 @@ def hessian_spectrum(
             for non-convergence).
         block_size: expansion vectors per step, applied as one block product
             (:meth:`ProbeHessian.matmat`); also ≥ the multiplicity of a repeated eigenvalue
-            finds all its copies from a cold start. None: :func:`choose_block_size` (1 on
-            the CPU, where a batched backward costs more per vector than single ones).
+            finds all its copies from a cold start. None: :func:`choose_block_size` (2
+            vectors per expansion, products one by one on the CPU, where a batched
+            backward costs more per vector than single ones).
         max_basis: restart size of the Lanczos basis (memory: 2·max_basis·n float64 on the
             model's device); default 2k + 20 + block_size.
         method: the HVP method (see :data:`sgdtop.spectrum.hvp.HVP_METHODS`).
@@ -282,13 +292,14 @@ def hessian_spectrum(
 
     with measuring(model, batch_norm):
         try:
+            batched = block_size is not None and block_size > 1
             if block_size is None:
-                block_size = choose_block_size(op)
+                block_size, batched = choose_block_size(op)
             res = top_eigenpairs(
                 matvec, n, k, which=which, tol=tol, start=start, seed=seed,
                 block_size=block_size, max_matvecs=max_hvps, max_basis=max_basis,
                 device=_work_device(op.device), guard_band=guard_band,
-                matmat=matmat if block_size > 1 else None,
+                matmat=matmat if batched else None,
             )
         finally:
             op.release()
