@@ -241,7 +241,7 @@ def hessian_spectrum(
             vectors per expansion, products one by one on the CPU, where a batched
             backward costs more per vector than single ones).
         max_basis: restart size of the Lanczos basis (memory: 2·max_basis·n float64 on the
-            model's device); default 2k + 20 + block_size.
+            model's device); default 2(k + g) + 20 + block_size, g the guard band.
         method: the HVP method (see :data:`sgdtop.spectrum.hvp.HVP_METHODS`).
         graph_cache_bytes: memory the probe set's gradient graphs may keep between HVPs
             (each HVP is then one backward pass instead of three); None for the default
