@@ -50,6 +50,9 @@ DEFAULT_HVP_METHOD: Final[str] = "double_backward"
 GRAPH_CACHE_CPU_BYTES: Final[int] = 1 << 30
 """Default budget (bytes) for keeping the gradient's graph between HVPs on the CPU."""
 
+_NONFINITE: Final[str] = (
+    "a Hessian-vector product is not finite (the probe loss is NaN or infinite?)")
+
 MATMAT_MAX_BLOCK: Final[int] = 32
 """The largest block :meth:`ProbeHessian.matmat` issues in one batched pass."""
 
@@ -180,6 +183,7 @@ class ProbeHessian:
         1 where the whole probe fits one pass (see :meth:`_one_pass`)."""
         self.hvps = 0
         self.block_passes = 0
+        self._nonfinite: torch.Tensor | None = None
         self.graph_cache_bytes = graph_cache_bytes
         self.graph_bytes = 0
         self._graphs: list[tuple[list[tuple[torch.Tensor, int]], int]] | None = None
@@ -251,12 +255,27 @@ class ProbeHessian:
         else:
             self._matvec_building_cache(vs, out)
         out.div_(self.num_examples)
-        if not bool(torch.isfinite(out).all()):
-            raise NonFiniteError(
-                "a Hessian-vector product is not finite (the probe loss is NaN or infinite?)")
+        self._check_finite(out)
         self.hvps += 1
         self.block_passes += 1
         return out
+
+    def _check_finite(self, out: torch.Tensor) -> None:
+        """Raise :class:`NonFiniteError` if ``out`` is not finite — at once on the CPU; on
+        other devices the flag is kept on the device (no synchronization per product)
+        and :meth:`check_finite` raises later."""
+        bad = ~torch.isfinite(out).all()
+        if self.device.type == "cpu":
+            if bool(bad):
+                raise NonFiniteError(_NONFINITE)
+        else:
+            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteError` if any product so far was not finite (one
+        read-back; what the deferred check of non-CPU devices needs at the end)."""
+        if self._nonfinite is not None and bool(self._nonfinite):
+            raise NonFiniteError(_NONFINITE)
 
     __matmul__ = matvec
 
@@ -313,9 +332,7 @@ class ProbeHessian:
                 out.add_(self._flatten_batched(self._vjp_batched(grads, vs, retain=False), c),
                          alpha=size)
         out.div_(self.num_examples)
-        if not bool(torch.isfinite(out).all()):
-            raise NonFiniteError(
-                "a Hessian-vector product is not finite (the probe loss is NaN or infinite?)")
+        self._check_finite(out)
         self.hvps += c
         self.block_passes += 1
         return out.T

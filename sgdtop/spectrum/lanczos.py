@@ -143,6 +143,8 @@ class EigenResult:
         separated: whether all ``k + g`` pairs met the tolerance (False when
             ``max_matvecs`` stopped the iteration first).
         passes: products with A as issued: one per matvec, one per block ``matmat``.
+        host_reads: device-to-host read-backs of the solver's own (not counting those
+            inside ``matvec``/``matmat`` or ``torch.linalg.eigh``).
     """
 
     eigenvalues: torch.Tensor
@@ -154,6 +156,7 @@ class EigenResult:
     guard_band: int = 0
     separated: bool = True
     passes: int = 0
+    host_reads: int = 0
 
 
 def check_eigen_args(n: int, k: int, which: str, tol: float) -> None:
@@ -270,6 +273,7 @@ class _Iteration:
         self.matvecs = 0
         self.passes = 0
         self.restarts = 0
+        self.host_reads = 0
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -293,7 +297,14 @@ class _Iteration:
             order = wanted_order(theta, self.which)
             want = order[: self.k]
             thresh = self._allowed(theta, want, self._thresholds(theta, want))
-            res = self._residual_norms(theta[want], s[:, want], thresh)
+            res, unsure = self._gram_residuals(theta[want], s[:, want], thresh)
+            # The one read-back of the iteration: residuals, thresholds, which to recompute.
+            res, thresh, unsure = self._host(torch.stack([res, thresh, unsure.to(res.dtype)]))
+            if bool(unsure.any()):  # rare: tight thresholds (see _residual_norms)
+                idx = torch.nonzero(unsure).flatten()
+                dev = idx.to(self.device)
+                r = self._ritz_residuals(theta[want][dev], s[:, want][:, dev])
+                res[idx] = self._host(torch.linalg.vector_norm(r, dim=1))
             unconverged = torch.nonzero(res > thresh).flatten()
             done = self.m >= self.k and unconverged.numel() == 0
             if done or self.m >= self.n or self._out_of_budget():
@@ -307,6 +318,7 @@ class _Iteration:
             else:
                 ratio = res[unconverged] / thresh[unconverged]
                 pick = unconverged[torch.argsort(ratio, descending=True)[: self.block]]
+                pick = pick.to(self.device)
                 cand = self._ritz_residuals(theta[want][pick], s[:, want][:, pick])
                 passes = 1
             if (self._add(cand, passes) == 0
@@ -362,18 +374,20 @@ class _Iteration:
             basis = self.V[: self.m]
             for _ in range(passes):
                 q -= (q @ basis.T) @ basis
-        keep: list[torch.Tensor] = []
+        rows: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []
         for j in range(q.shape[0]):  # within the block (b is small): Gram–Schmidt twice
-            if len(keep) >= room:
-                break
             x = q[j]
-            for _ in range(2 if keep else 0):
-                prev = torch.stack(keep)
+            for _ in range(2 if rows else 0):
+                prev = torch.stack(rows)
                 x = x - (prev @ x) @ prev
             norm = torch.linalg.vector_norm(x)
-            if not (norm0[j] > 0 and norm > _DEPENDENT * norm0[j]):
-                continue
-            keep.append(x / norm)
+            norms.append(norm)
+            # A dependent row becomes a (harmless) arbitrary unit direction here and is
+            # dropped below: deciding after the block costs one read-back, not b.
+            rows.append(x / norm.clamp_min(torch.finfo(torch.float64).tiny))
+        ok = self._host((norm0 > 0) & (torch.stack(norms) > _DEPENDENT * norm0))
+        keep = [rows[j] for j in range(len(rows)) if bool(ok[j])][:room]
         if not keep:
             return 0
         block = torch.stack(keep)
@@ -423,6 +437,24 @@ class _Iteration:
         self.G[:m1, m:m1] = g
         self.G[m:m1, :m1] = g.T
         self.m = m1
+
+    def _host(self, t: torch.Tensor) -> torch.Tensor:
+        """Read a (small) device tensor back to the host: a synchronization on CUDA,
+        counted in ``host_reads``. The inner loop reads back once per iteration (the
+        residuals and thresholds of the band) and once per ``_add`` (which rows are
+        independent)."""
+        self.host_reads += 1
+        return t.cpu()
+
+    def _gram_residuals(
+        self, theta: torch.Tensor, s: torch.Tensor, thresh: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gram-formula residuals (see :meth:`_residual_norms`) and the mask of those
+        too close to its cancellation floor, on the device."""
+        g = self.G[: self.m, : self.m]
+        ws_sq = (s * (g @ s)).sum(0)
+        res = (ws_sq - theta**2).clamp_min(0).sqrt()
+        return res, thresh < _GRAM_DIGITS * ws_sq.sqrt()
 
     def _residual_norms(
         self, theta: torch.Tensor, s: torch.Tensor, thresh: torch.Tensor
@@ -513,6 +545,7 @@ class _Iteration:
             eigenvalues=th.clone(), vectors=vectors, residuals=res, converged=converged,
             matvecs=self.matvecs, restarts=self.restarts,
             guard_band=self.k - self.k_out, separated=separated, passes=self.passes,
+            host_reads=self.host_reads,
         )
 
 

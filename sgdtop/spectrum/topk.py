@@ -301,8 +301,12 @@ def hessian_spectrum(
                 device=_work_device(op.device), guard_band=guard_band,
                 matmat=matmat if batched else None,
             )
+        except (RuntimeError, ValueError):
+            op.check_finite()  # a NaN product surfaces in eigh first on non-CPU devices
+            raise
         finally:
             op.release()
+        op.check_finite()
         vectors = res.vectors.cpu()
     eig = tuple(float(x) for x in res.eigenvalues)
     finite = [abs(x) for x in eig if not math.isnan(x)]
