@@ -1,6 +1,6 @@
 """The measurement core: the Hessian spectrum of the training loss on a probe set.
 
-Definitions are those of ``shared/DESIGN.md``; every measurement runs the model in eval
+Definitions are those of ``docs/design.md``; every measurement runs the model in eval
 mode without side effects (:mod:`sgdtop.spectrum.guard`).
 
 - :func:`hessian_spectrum`: top-k eigenvalues (Lanczos on Hessian-vector products),

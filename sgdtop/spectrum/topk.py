@@ -1,6 +1,6 @@
 """The top-k Hessian eigenvalues of the probe-set loss: :func:`hessian_spectrum`.
 
-Definitions (``shared/DESIGN.md``): H is the Hessian of the mean probe-set loss w.r.t. all
+Definitions (``docs/design.md``): H is the Hessian of the mean probe-set loss w.r.t. all
 trainable parameters, model in eval mode, weight decay excluded. The top-k eigenvalues are
 the k of largest |λ| (``which="magnitude"``, default) or of largest λ (``"largest"``),
 signed, ordered by that key; each has its Ritz residual ‖Hv − λv‖. The spectral norm is
