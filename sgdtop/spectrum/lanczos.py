@@ -8,7 +8,9 @@ The method is Lanczos with full reorthogonalization, written in its Rayleigh–R
 
 1. the basis ``V`` (orthonormal, float64) grows one vector (or ``block_size`` vectors) per
    step; every new vector is orthogonalized twice against the whole basis (classical
-   Gram–Schmidt, twice), so there are no ghost copies of converged eigenvalues, whatever k;
+   Gram–Schmidt, twice: a Ritz residual is orthogonal to V by construction up to
+   rounding, which counts as the first pass, and gets one explicit pass; a random or
+   warm-start vector gets two), so there are no ghost copies of converged eigenvalues;
 2. ``W = A V`` is kept (float64) next to ``V``; the projected matrix ``T = sym(Vᵀ W)`` and
    the Gram matrix ``G = Wᵀ W`` are updated column by column;
 3. Rayleigh–Ritz: ``T = S Θ Sᵀ``; the Ritz pairs ``(θᵢ, yᵢ = V sᵢ)`` have residual norms
@@ -44,9 +46,10 @@ one, y_k, is applied first. If its residual under the new operator is within
 ``WARM_BLOCK_MAX_RATIO`` (8) times its threshold, the operator moved little and the whole
 block enters the basis (k matvecs for Rayleigh–Ritz, then targeted expansions).
 Otherwise a block costs more than it saves (each of the k pairs then needs its own
-corrections) and Lanczos starts from the single vector Σ yᵢ instead. The trial costs one
-matvec. Measured (``benchmarks/bench_spectrum.py``, k=30, one SGD step between
-measurements): warm/cold matvecs 0.36 on the teacher-student MLP at η = 1e-4, 0.64 at
+corrections) and Lanczos starts from Σ yᵢ instead (with one random vector beside it,
+for the edge of k, above). The trial costs one matvec. Measured with the solver before
+issue 18 (:mod:`sgdtop.spectrum.legacy`; ``benchmarks/bench_spectrum.py``, k=30, one SGD
+step between measurements): warm/cold matvecs 0.36 on the teacher-student MLP at η = 1e-4, 0.64 at
 η = 1e-3, 0.96 at the paper's η = 0.1 (0.97 on ResNet20), where one step moves the
 spectrum by more than the tolerance.
 
