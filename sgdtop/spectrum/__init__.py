@@ -1,6 +1,6 @@
 """The measurement core: the Hessian spectrum of the training loss on a probe set.
 
-Definitions are those of ``shared/DESIGN.md``; every measurement runs the model in eval
+Definitions are those of ``docs/design.md``; every measurement runs the model in eval
 mode without side effects (:mod:`sgdtop.spectrum.guard`).
 
 - :func:`hessian_spectrum`: top-k eigenvalues (Lanczos on Hessian-vector products),
@@ -11,7 +11,8 @@ mode without side effects (:mod:`sgdtop.spectrum.guard`).
 - :func:`loss_slices`: the loss along the top eigenvectors (the paper's Fig. 7).
 
 Modules: ``hvp`` (products over the probe set), ``lanczos`` (the eigensolver, pure linear
-algebra), ``topk``, ``dense``, ``density``, ``slices``, ``guard`` (side-effect freedom), ``errors``.
+algebra), ``topk``, ``dense``, ``density``, ``slices``, ``guard`` (side-effect freedom), ``errors``,
+``legacy`` (the solver before issue 18, a baseline for the benchmark and one test).
 """
 
 from sgdtop.spectrum.dense import (

@@ -1,12 +1,12 @@
 """The exact full Hessian spectrum of a small model: :func:`dense_spectrum`.
 
-The Hessian H (``shared/DESIGN.md``: mean probe-set loss, eval mode, no weight decay) is
+The Hessian H (``docs/design.md``: mean probe-set loss, eval mode, no weight decay) is
 built column block by column block with double backward (``is_grads_batched``: one
 batched backward per block of unit vectors and micro-batch), symmetrized, and
 diagonalized in float64 with ``torch.linalg.eigvalsh``. Memory: n² float64 (200 MB at
 the default limit of 5,000 parameters), time O(n³) for the eigenvalues.
 
-Condition number (DESIGN.md): κ = λ_max / λ_min⁺, where λ_min⁺ is the smallest eigenvalue
+Condition number (``docs/design.md``): κ = λ_max / λ_min⁺, where λ_min⁺ is the smallest eigenvalue
 above the floor ``rel_floor · ρ(H)``; eigenvalues within ±floor count as zero and those
 below −floor as negative. The default floor is set by the precision the Hessian was
 computed in: ``rel_floor = 10 · √n · ε`` (ε the machine epsilon of the model's dtype),

@@ -1,6 +1,6 @@
 """The top-k Hessian eigenvalues of the probe-set loss: :func:`hessian_spectrum`.
 
-Definitions (``shared/DESIGN.md``): H is the Hessian of the mean probe-set loss w.r.t. all
+Definitions (``docs/design.md``): H is the Hessian of the mean probe-set loss w.r.t. all
 trainable parameters, model in eval mode, weight decay excluded. The top-k eigenvalues are
 the k of largest |λ| (``which="magnitude"``, default) or of largest λ (``"largest"``),
 signed, ordered by that key; each has its Ritz residual ‖Hv − λv‖. The spectral norm is
@@ -50,6 +50,14 @@ class SpectrumResult:
             ``model.named_parameters()`` order (trainable only); what ``warm_start=`` takes.
             Kept on the CPU so that holding it between measurements costs no accelerator
             memory (k·n·8 bytes: 110 MB for ResNet32 at k=30).
+        guard_band: g, the pairs beyond k converged too before the top k were reported
+            (``max(5, k // 5)`` by default, fewer only where k + g would exceed n).
+        separated: whether the whole band of k + g pairs converged, which is what makes
+            the k-th eigenvalue trustworthy (no larger |λ| left out); False only when
+            ``max_hvps`` stopped the iteration first.
+        block_size: b, the vectors per expansion (one block product each).
+        block_passes: backward sweeps over the probe set's graphs (one per single
+            product, one per block product); ``hvps`` counts the vectors.
     """
 
     eigenvalues: tuple[float, ...]
@@ -66,6 +74,10 @@ class SpectrumResult:
     num_params: int
     num_examples: int
     ritz_vectors: torch.Tensor = field(repr=False, compare=False)
+    guard_band: int = 0
+    separated: bool = True
+    block_size: int = 1
+    block_passes: int = 0
 
     @property
     def all_converged(self) -> bool:
@@ -115,6 +127,63 @@ def _warm_vectors(warm_start: SpectrumResult | torch.Tensor, n: int) -> torch.Te
     return vectors[:, finite]
 
 
+_BLOCK_CHOICES: dict[tuple[str, int, int, str], tuple[int, bool]] = {}
+BLOCK_CANDIDATES: tuple[int, ...] = (4, 8)
+BLOCK_MIN_GAIN: float = 0.75
+"""A block size is chosen only if its seconds per vector are at most this fraction of a
+single product's."""
+
+
+CPU_BLOCK: int = 2
+"""The expansion block on the CPU: 2 vectors share each pass over the basis, their
+products issued one by one (measured, ``benchmarks/README.md``: top-30 of the
+teacher-student MLP 1.27× faster than b = 1 for 6% more HVPs)."""
+
+
+def choose_block_size(op: ProbeHessian) -> tuple[int, bool]:
+    """The expansion block size b for ``op``'s device and whether its b products go
+    through one batched backward (:meth:`ProbeHessian.matmat`), by measurement.
+
+    On the CPU: ``(CPU_BLOCK, False)``, without measuring: a batched backward costs more
+    per vector than single products there (measured on a 2-core CPU on the MLP and
+    ResNet20, ``benchmarks/README.md``), while two vectors per expansion halve the reads
+    of the basis per vector. Elsewhere: once per process and (device, n, probe size,
+    model class), time one single product and one block of each of
+    :data:`BLOCK_CANDIDATES` on random vectors (synchronizing the device) and take the b
+    of least seconds per vector, batched, if that is at most ``BLOCK_MIN_GAIN`` of a
+    single product's, else ``(CPU_BLOCK, False)``. Those products count in ``op.hvps``
+    (14 of them, the first measurement only)."""
+    if op.device.type == "cpu":
+        return CPU_BLOCK, False
+    key = (str(op.device), op.num_params, op.num_examples, type(op.model).__name__)
+    if key in _BLOCK_CHOICES:
+        return _BLOCK_CHOICES[key]
+    gen = torch.Generator().manual_seed(0)
+
+    def timed(b: int) -> float:
+        v = torch.randn(op.num_params, b, dtype=torch.float64, generator=gen).to(op.device)
+        _synchronize(op.device)
+        t = time.perf_counter()
+        op.matmat(v, block=b) if b > 1 else op.matvec(v[:, 0])
+        _synchronize(op.device)
+        return (time.perf_counter() - t) / b
+
+    timed(1)  # builds the kept graphs
+    single = timed(1)
+    best, best_s = (CPU_BLOCK, False), single * BLOCK_MIN_GAIN
+    for b in BLOCK_CANDIDATES:
+        s = timed(b)
+        if s < best_s:
+            best, best_s = (b, True), s
+    _BLOCK_CHOICES[key] = best
+    return best
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _work_device(device: torch.device) -> torch.device:
     """Where the float64 Lanczos basis lives: the model's device where float64 is fast
     and supported (CPU, CUDA), else the CPU (e.g. Apple MPS has no float64)."""
@@ -133,11 +202,12 @@ def hessian_spectrum(
     *,
     progress: Progress | None = None,
     max_hvps: int | None = None,
-    block_size: int = 1,
+    block_size: int | None = None,
     max_basis: int | None = None,
     method: str = DEFAULT_HVP_METHOD,
     graph_cache_bytes: int | None = None,
     batch_norm: str = "running",
+    guard_band: int | None = None,
 ) -> SpectrumResult:
     """The top-k eigenvalues of the Hessian of the mean probe-set loss.
 
@@ -161,14 +231,17 @@ def hessian_spectrum(
             within 8× the tolerance), the iteration starts from that whole subspace: about
             k HVPs plus a few; otherwise Lanczos starts from the sum of the Ritz vectors
             (a few % fewer HVPs than cold; see :mod:`sgdtop.spectrum.lanczos`).
-        progress: called after each HVP with (HVPs so far, seconds so far); throttle it
-            yourself.
+        progress: called after each HVP (each block of them with ``block_size > 1``)
+            with (HVPs so far, seconds so far); throttle it yourself.
         max_hvps: cap on HVPs; the result then flags unconverged eigenvalues (never raises
             for non-convergence).
-        block_size: start/expansion vectors per step (≥ the multiplicity of a repeated
-            eigenvalue to find all its copies from a cold start).
+        block_size: expansion vectors per step, applied as one block product
+            (:meth:`ProbeHessian.matmat`); also ≥ the multiplicity of a repeated eigenvalue
+            finds all its copies from a cold start. None: :func:`choose_block_size` (2
+            vectors per expansion, products one by one on the CPU, where a batched
+            backward costs more per vector than single ones).
         max_basis: restart size of the Lanczos basis (memory: 2·max_basis·n float64 on the
-            model's device); default 2k + 20 + block_size.
+            model's device); default 2(k + g) + 20 + block_size, g the guard band.
         method: the HVP method (see :data:`sgdtop.spectrum.hvp.HVP_METHODS`).
         graph_cache_bytes: memory the probe set's gradient graphs may keep between HVPs
             (each HVP is then one backward pass instead of three); None for the default
@@ -176,6 +249,15 @@ def hessian_spectrum(
         batch_norm: ``"running"`` (eval mode, the default) or ``"batch"`` (batch norm on
             each probe micro-batch's statistics, as in training; see
             :data:`sgdtop.spectrum.guard.BATCH_NORM_MODES`).
+        guard_band: pairs beyond k that must converge too before the top k are reported
+            (None: ``max(5, k // 5)``; 0: none). A Krylov method knows only the Ritz
+            values it has: converged residuals of the top k do not prove that no
+            eigenvalue of larger |λ| is still missing (a ± pair at the k-th place was
+            returned as its smaller member about once in twenty measurements along SGD
+            runs of the teacher-student MLP). Converging the band down past the k-th
+            value first removed every such miss in the tests (``tests/test_spectrum_edge.py``);
+            it is a heuristic, not a proof, like every Krylov stopping rule. Its cost is
+            reported in ``benchmarks/README.md``.
 
     Raises:
         SpectrumInputError: bad k/which/tol, an empty probe set, a model without trainable
@@ -202,15 +284,29 @@ def hessian_spectrum(
             progress(op.hvps, time.perf_counter() - t0)
         return out
 
+    def matmat(v: torch.Tensor) -> torch.Tensor:
+        out = op.matmat(v)
+        if progress is not None:
+            progress(op.hvps, time.perf_counter() - t0)
+        return out
+
     with measuring(model, batch_norm):
         try:
+            batched = block_size is not None and block_size > 1
+            if block_size is None:
+                block_size, batched = choose_block_size(op)
             res = top_eigenpairs(
                 matvec, n, k, which=which, tol=tol, start=start, seed=seed,
                 block_size=block_size, max_matvecs=max_hvps, max_basis=max_basis,
-                device=_work_device(op.device),
+                device=_work_device(op.device), guard_band=guard_band,
+                matmat=matmat if batched else None,
             )
+        except (RuntimeError, ValueError):
+            op.check_finite()  # a NaN product surfaces in eigh first on non-CPU devices
+            raise
         finally:
             op.release()
+        op.check_finite()
         vectors = res.vectors.cpu()
     eig = tuple(float(x) for x in res.eigenvalues)
     finite = [abs(x) for x in eig if not math.isnan(x)]
@@ -229,4 +325,8 @@ def hessian_spectrum(
         num_params=n,
         num_examples=op.num_examples,
         ritz_vectors=vectors,
+        guard_band=res.guard_band,
+        separated=res.separated,
+        block_size=block_size,
+        block_passes=op.block_passes,
     )
