@@ -3,7 +3,7 @@ follow (watch) them and tell whether their trainer is live.
 
 A run directory ``<runs>/<run id>/`` holds
 
-- ``events.jsonl``: the event stream (:mod:`sgdtop.events`), one flushed line per event;
+- ``events.jsonl``: the event stream (:mod:`sgdtop.schema`), one flushed line per event;
 - ``profile.json``: the resolved profile the run used;
 - ``summary.json``: what ``sgdtop runs`` shows, covering a prefix of the events
   (:mod:`sgdtop.summary`);

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sgdtop.events import make_event
 
+from sgdtop.recorder.records import dense_record
+from sgdtop.schema import DenseSpectrum, decode_line, encode
 from sgdtop.spectrum import (
     DENSE_MAX_PARAMS_DEFAULT,
     DenseTooLargeError,
@@ -82,7 +83,9 @@ def test_histogram_and_event_fields() -> None:
     model = tiny_mlp()
     x, y = probe_for(model)
     d = dense_spectrum(model, F.cross_entropy, [(x, y)])
-    fields = d.event_fields(bins=20)
-    make_event("dense_spectrum", 0.5, step=1, **fields)
-    assert sum(fields["hist_counts"]) == d.n == 75
-    assert len(fields["hist_edges"]) == 21
+    edges, counts = d.histogram(bins=20)
+    assert sum(counts) == d.n == 75 and len(edges) == 21
+    rec = dense_record({"t": 0.5, "step": 1, "epoch": None}, d)
+    assert isinstance(rec, DenseSpectrum) and sum(rec.hist_counts) == 75
+    assert rec.cond == d.cond and rec.n_negative == d.n_negative
+    assert decode_line(encode(rec)) == rec

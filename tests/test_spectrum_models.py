@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from sgdtop.events import make_event
 from torch import nn
 
+from sgdtop.recorder.records import spectrum_record
+from sgdtop.schema import Spectrum, decode_line, encode
 from sgdtop.spectrum import (
     NonFiniteError,
     SpectrumInputError,
@@ -120,14 +121,17 @@ def test_progress_and_max_hvps() -> None:
     assert not s.all_converged
 
 
-def test_event_fields_are_a_valid_spectrum_event() -> None:
+def test_the_spectrum_record_of_a_result() -> None:
     model = tiny_mlp()
     x, y = probe_for(model)
     s = hessian_spectrum(model, F.cross_entropy, [(x, y)], k=3)
-    fields = s.event_fields(lr=0.1, momentum=0.9)
-    make_event("spectrum", 1.0, step=3, epoch=0, **fields)
-    assert fields["eta_lambda1"] == pytest.approx(0.1 * s.eigenvalues[0])
-    assert fields["stability_limit"] == pytest.approx(2 * 1.9 / 0.1)
+    rec = spectrum_record({"t": 1.0, "step": 3, "epoch": 0}, s, lr=0.1, momentum=0.9,
+                          batch_norm="running")
+    assert isinstance(rec, Spectrum) and rec.eigenvalues == tuple(s.eigenvalues)
+    assert rec.eta_lambda1 == pytest.approx(0.1 * s.eigenvalues[0])
+    assert rec.stability_limit == pytest.approx(2 * 1.9 / 0.1)
+    assert rec.k == 3 and rec.hvps == s.hvps
+    assert decode_line(encode(rec)) == rec
 
 
 def test_dataloader_probe_set() -> None:

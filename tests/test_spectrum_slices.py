@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from sgdtop.events import make_event, validate
 from torch import nn
 
+from sgdtop.recorder.records import slice_record
+from sgdtop.schema import LossSlice, decode_line, encode
 from sgdtop.spectrum import SpectrumInputError, hessian_spectrum, loss_slices, slice_distances
 from tests.spectrum_fixtures import probe_for, tiny_cnn_bn
 
@@ -82,12 +83,15 @@ def test_slices_are_side_effect_free() -> None:
     assert torch.equal(torch.get_rng_state(), rng)
 
 
-def test_event_fields_validate() -> None:
+def test_the_loss_slice_record_round_trips() -> None:
     model, batches = _quadratic()
     res = hessian_spectrum(model, F.mse_loss, batches, k=2, tol=1e-8)
     sl = loss_slices(model, F.mse_loss, batches, res.ritz_vectors, slice_distances(0.1, 3),
                      eigenvalues=res.eigenvalues, lr=0.1)
-    validate(make_event("loss_slice", 1.0, step=0, epoch=0, **sl.event_fields()))
+    rec = slice_record({"t": 1.0, "step": 0, "epoch": 0}, sl)
+    assert isinstance(rec, LossSlice) and rec.distances == tuple(sl.distances)
+    assert rec.losses == tuple(tuple(row) for row in sl.losses)
+    assert decode_line(encode(rec)) == rec
 
 
 @pytest.mark.parametrize(("args", "message"), [

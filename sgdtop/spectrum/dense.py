@@ -103,21 +103,6 @@ class DenseSpectrum:
         """``(edges, counts)`` of all eigenvalues (:func:`spectrum_histogram`)."""
         return spectrum_histogram(self.eigenvalues, bins)
 
-    def event_fields(self, bins: int = HISTOGRAM_BINS_DEFAULT) -> dict[str, Any]:
-        """The fields of the ``dense_spectrum`` event (``sgdtop.events``)."""
-        edges, counts = self.histogram(bins)
-        return {
-            "n": self.n,
-            "hist_edges": edges,
-            "hist_counts": counts,
-            "lambda_max": self.lambda_max,
-            "lambda_min": self.lambda_min,
-            "min_positive": self.min_positive,
-            "cond": self.cond,
-            "floor": self.floor,
-            "n_negative": self.n_negative,
-        }
-
 
 def dense_hessian(op: ProbeHessian, block: int = _COLUMN_BLOCK) -> torch.Tensor:
     """The (n, n) float64 Hessian of ``op``'s probe loss (unsymmetrized), on ``op.device``

@@ -32,7 +32,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -67,18 +66,6 @@ class LossSlices:
     loss0: float
     lr: float
     seconds: float
-
-    def event_fields(self) -> dict[str, Any]:
-        """The fields of the ``loss_slice`` event (:mod:`sgdtop.events`)."""
-        return {
-            "distances": list(self.distances),
-            "eigenvalues": list(self.eigenvalues),
-            "slopes": list(self.slopes),
-            "losses": [list(row) for row in self.losses],
-            "loss0": self.loss0,
-            "lr": self.lr,
-            "seconds": self.seconds,
-        }
 
 
 def slice_distances(lr: float, points: int = 21, step: float = 1.0) -> list[float]:

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
@@ -83,25 +82,6 @@ class SpectrumResult:
     def all_converged(self) -> bool:
         """Whether every one of the k eigenvalues met the tolerance."""
         return all(self.converged)
-
-    def event_fields(self, *, lr: float, momentum: float) -> dict[str, Any]:
-        """The fields of the ``spectrum`` event (``sgdtop.events``) for learning rate η and
-        momentum β: adds ``eta_lambda1`` = η·λ₁ and ``stability_limit`` = 2(1+β)/η."""
-        lam1 = self.eigenvalues[0]
-        return {
-            "eigenvalues": list(self.eigenvalues),
-            "residuals": list(self.residuals),
-            "converged": list(self.converged),
-            "spectral_norm": self.spectral_norm,
-            "cond_k": self.cond_k,
-            "lr": lr,
-            "momentum": momentum,
-            "eta_lambda1": lr * lam1,
-            "stability_limit": 2.0 * (1.0 + momentum) / lr if lr > 0 else math.inf,
-            "hvps": self.hvps,
-            "seconds": self.seconds,
-            "warm": self.warm,
-        }
 
 
 def cond_k(eigenvalues: tuple[float, ...]) -> float:
