@@ -229,7 +229,7 @@ class ProbeHessian:
         if v.shape != (self.num_params,):
             raise SpectrumInputError(
                 f"vector has shape {tuple(v.shape)}; expected ({self.num_params},)")
-        pieces = v.to(self.device).split(self.numels)
+        pieces = torch.split(v.to(self.device), self.numels)
         return [x.view_as(p).to(p.dtype) for x, p in zip(pieces, self.params, strict=True)]
 
     @staticmethod
@@ -303,7 +303,7 @@ class ProbeHessian:
             first = self.matvec(v[:, 0])  # builds the kept graphs (or refuses them)
             return torch.cat([first[:, None], self.matmat(v[:, 1:], block)], 1)
         size = block if block is not None else self.block_limit()
-        return torch.cat([self._block(c) for c in v.split(max(1, size), dim=1)], 1)
+        return torch.cat([self._block(c) for c in torch.split(v, max(1, size), dim=1)], 1)
 
     def block_limit(self) -> int:
         """The block size b for :meth:`matmat`, from the memory budget: a batched backward
@@ -340,7 +340,7 @@ class ProbeHessian:
     def unflatten_batched(self, v: torch.Tensor) -> list[torch.Tensor]:
         """Split rows (c, n) into parameter-shaped blocks (c, *shape)."""
         c = v.shape[0]
-        pieces = v.to(self.device).split(self.numels, dim=1)
+        pieces = torch.split(v.to(self.device), self.numels, dim=1)
         return [x.reshape(c, *p.shape).to(p.dtype)
                 for x, p in zip(pieces, self.params, strict=True)]
 
@@ -462,7 +462,7 @@ class ProbeHessian:
             loss = self.loss_fn(functional_call(self.model, params, (x,)), y)
             return loss.reshape(())
 
-        _, hv = jvp(grad(loss_of), (primals,), (tangents,))
+        hv = jvp(grad(loss_of), (primals,), (tangents,))[1]
         return [hv[n] for n in self.names]
 
     def gradient(self) -> torch.Tensor:
