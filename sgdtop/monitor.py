@@ -70,6 +70,7 @@ from sgdtop.recorder import (
     RunDescription,
     RunDirError,
     RunRecorder,
+    StopRequested,
     Subject,
     new_run_id,
 )
@@ -509,7 +510,13 @@ class Monitor:
             eta, beta = self._eta, self._beta
         else:
             eta, beta = self._hyper(lr, momentum, optimizer)
-        if not rec.measure(lr=eta, momentum=beta) and rec.diverged is not None:
+        try:
+            measured = rec.measure(lr=eta, momentum=beta)
+        except StopRequested:
+            if self._write_failed():  # reported once on stderr; the user's loop goes on
+                return
+            raise
+        if not measured and rec.diverged is not None:
             self.log(f"{rec.diverged}; measurements stop", level="warning")
 
     def _write_failed(self) -> bool:

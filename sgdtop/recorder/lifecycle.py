@@ -369,6 +369,8 @@ class RunRecorder:
         if self.diverged is not None:
             return False
         self.flush_step()
+        if self.writer.file_error is not None:
+            return False  # the run is failing (e.g. the step record hit a full disk)
         t0 = time.monotonic()
         try:
             for res in take_measurement(sub.model, sub.loss_fn, sub.probe, sub.settings,
