@@ -36,8 +36,7 @@ from sgdtop.schema import (
     newer_schema_message,
     skipped_lines_message,
 )
-
-EVENTS_FILE: Final[str] = "events.jsonl"
+from sgdtop.schema.rundir import EVENTS_FILE
 
 #: Longest wait between two replayed records, s (a run paused for an hour replays on).
 MAX_REPLAY_GAP_S: Final[float] = 5.0

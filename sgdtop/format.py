@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from typing import Final
+from typing import Final, TypeGuard
 
 #: What a value that is not known is shown as.
 UNKNOWN: Final[str] = "–"
@@ -29,14 +29,14 @@ SETTING_SYMBOLS: Final[dict[str, str]] = {
 }
 
 
-def is_number(x: object) -> bool:
+def is_number(x: object) -> TypeGuard[int | float]:
     """Whether ``x`` is an int or float (not a bool)."""
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def finite(x: object) -> bool:
     """Whether ``x`` is a finite number (not a bool, not None)."""
-    return is_number(x) and math.isfinite(x)  # type: ignore[arg-type]
+    return is_number(x) and math.isfinite(x)
 
 
 def number(x: float | int | None, digits: int = 4) -> str:

@@ -174,7 +174,7 @@ def run_end(events: Sequence[Record]) -> RunEnd | None:
 def _as_float(x: object) -> float:
     """``x`` as a float; NaN for None, bools and other non-numbers (a field looked up
     by name may be any of them)."""
-    return float(x) if is_number(x) else math.nan  # type: ignore[arg-type]
+    return float(x) if is_number(x) else math.nan
 
 
 def top_mean_abs(eigenvalues: Sequence[float], count: int = TOP_MEAN_COUNT) -> float:

@@ -23,16 +23,15 @@ from pathlib import Path
 from typing import Final
 
 from sgdtop.feed import FileFeed
-from sgdtop.recorder.liveness import LOCK_FILE, live_pid
+from sgdtop.recorder.liveness import live_pid
 from sgdtop.recorder.rundir import (
-    EVENTS_FILE,
-    PROFILE_FILE,
     check_writable,
     create_run_dir,
     new_run_id,
 )
 from sgdtop.recorder.writer import EventWriter
 from sgdtop.schema import ReadResult, read_events
+from sgdtop.schema.rundir import EVENTS_FILE, LOCK_FILE, PROFILE_FILE
 from sgdtop.schema.wire import WireError, parse_json
 from sgdtop.summary import RunSummary, _int, _num, load_summary
 

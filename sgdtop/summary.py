@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from sgdtop.feed import EVENTS_FILE
 from sgdtop.schema import BadLine, Eval, Record, RunEnd, RunStart, Spectrum, decode_line
+from sgdtop.schema.rundir import EVENTS_FILE, SUMMARY_FILE
 from sgdtop.schema.wire import WireError, dumps, parse_json
 
-#: The file beside events.jsonl holding a :class:`RunSummary` and how much of the events
-#: file it covers (``docs/design.md``, "Run directory").
-SUMMARY_FILE: Final[str] = "summary.json"
+#: The version of summary.json's layout (a :class:`RunSummary` and how much of the events
+#: file it covers; ``docs/design.md``, "Run directory").
 SUMMARY_VERSION: Final[int] = 1
 #: Eigenvalues of the last spectrum kept in a summary (``sgdtop show`` prints ten).
 SUMMARY_EIGENVALUES: Final[int] = 10

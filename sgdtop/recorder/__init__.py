@@ -21,18 +21,21 @@ from sgdtop.recorder.lifecycle import (
     StopRequested,
     Subject,
 )
-from sgdtop.recorder.liveness import LOCK_FILE, LockHandle, LockHeldError, hold_lock, live_pid
+from sgdtop.recorder.liveness import LockHandle, LockHeldError, hold_lock, live_pid
 from sgdtop.recorder.rundir import (
-    EVENTS_FILE,
-    PROFILE_FILE,
-    SUMMARY_FILE,
-    TRAINER_LOG,
     RunDirError,
     check_writable,
     create_run_dir,
     new_run_id,
 )
 from sgdtop.recorder.writer import EventWriter, WriteError
+from sgdtop.schema.rundir import (
+    EVENTS_FILE,
+    LOCK_FILE,
+    PROFILE_FILE,
+    SUMMARY_FILE,
+    TRAINER_LOG,
+)
 
 __all__ = [
     "EVENTS_FILE", "LOCK_FILE", "MAX_MESSAGE", "PROFILE_FILE", "SUMMARY_FILE", "TRAINER_LOG",

@@ -22,7 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-LOCK_FILE: Final[str] = "trainer.lock"
+from sgdtop.schema.rundir import LOCK_FILE
+
 #: How long :func:`hold_lock` retries when a reader's probe holds the lock for an instant.
 _ACQUIRE_S: Final[float] = 2.0
 #: How long :func:`live_pid` waits for the pid of a trainer that has locked but not yet

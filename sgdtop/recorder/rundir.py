@@ -21,12 +21,8 @@ import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
 
-EVENTS_FILE: Final[str] = "events.jsonl"
-PROFILE_FILE: Final[str] = "profile.json"
-SUMMARY_FILE: Final[str] = "summary.json"
-TRAINER_LOG: Final[str] = "trainer.log"
+from sgdtop.schema.rundir import PROFILE_FILE, TRAINER_LOG
 
 
 class RunDirError(OSError):

@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 from typing import IO, Final
 
-from sgdtop.recorder.rundir import EVENTS_FILE
 from sgdtop.schema import Record, encode
+from sgdtop.schema.rundir import EVENTS_FILE
 
 _FLAGS: Final[int] = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                       | getattr(os, "O_CLOEXEC", 0))
