@@ -9,11 +9,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import by_magnitude, probe_for, tiny_cnn_bn
 from torch import nn
 
 from sgdtop.spectrum import dense_spectrum, hessian_spectrum
 from sgdtop.spectrum.guard import measuring
-from tests.spectrum_fixtures import by_magnitude, probe_for, tiny_cnn_bn
 
 
 def _batch_stats_copy(model: nn.Module) -> nn.Module:

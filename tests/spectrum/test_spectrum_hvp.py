@@ -9,6 +9,14 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import (
+    probe_for,
+    reference_hessian,
+    split,
+    tiny_cnn_bn,
+    tiny_dropout,
+    tiny_mlp,
+)
 from torch import nn
 
 from sgdtop.neurons import dead_neurons
@@ -21,14 +29,6 @@ from sgdtop.spectrum import (
     spectral_density,
 )
 from sgdtop.spectrum.guard import measuring
-from tests.spectrum_fixtures import (
-    probe_for,
-    reference_hessian,
-    split,
-    tiny_cnn_bn,
-    tiny_dropout,
-    tiny_mlp,
-)
 
 
 @pytest.mark.parametrize("method", HVP_METHODS)

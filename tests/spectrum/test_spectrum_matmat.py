@@ -8,10 +8,6 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from sgdtop.spectrum import ProbeHessian
-from sgdtop.spectrum.guard import measuring
 from tests.spectrum_fixtures import (
     probe_for,
     reference_hessian,
@@ -20,6 +16,10 @@ from tests.spectrum_fixtures import (
     tiny_dropout,
     tiny_mlp,
 )
+from torch import nn
+
+from sgdtop.spectrum import ProbeHessian
+from sgdtop.spectrum.guard import measuring
 
 MODELS = [tiny_mlp, tiny_cnn_bn, tiny_dropout]
 
@@ -85,8 +85,9 @@ def test_block_solver_on_a_model_matches_dense_eigenvalues() -> None:
     """hessian_spectrum with 4-vector block expansions (matmat) on the BN CNN: the dense
     top 10, fewer backward sweeps than vectors; the default (b = 2 on the CPU, products
     one by one) agrees."""
-    from sgdtop.spectrum import hessian_spectrum
     from tests.spectrum_fixtures import reference_eigenvalues
+
+    from sgdtop.spectrum import hessian_spectrum
 
     model = tiny_cnn_bn()
     x, y = probe_for(model, n=24)

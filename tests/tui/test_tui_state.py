@@ -313,9 +313,10 @@ def test_replay_fold_follows_the_cursor_and_rebuilds_on_a_step_back() -> None:
 def test_the_tui_tests_import_no_torch() -> None:
     """The TUI's tests run where torch is not installed (only their subprocesses train)."""
     here = Path(__file__).parent
+    helpers = here.parent / "helpers"
     names = [*sorted(p.stem for p in here.glob("test_tui_*.py")), "tui_fixtures"]
     code = (
-        f"import sys; sys.path.insert(0, {str(here)!r})\n"
+        f"import sys; sys.path[:0] = [{str(here)!r}, {str(helpers)!r}]\n"
         f"for name in {names!r}:\n"
         "    __import__(name)\n"
         "assert 'torch' not in sys.modules, 'a TUI test imports torch'\n"

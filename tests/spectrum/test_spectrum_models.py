@@ -9,6 +9,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import (
+    probe_for,
+    reference_eigenvalues,
+    split,
+    tiny_cnn_bn,
+    tiny_dropout,
+    tiny_mlp,
+)
 from torch import nn
 
 from sgdtop.recorder.records import spectrum_record
@@ -18,14 +26,6 @@ from sgdtop.spectrum import (
     SpectrumInputError,
     SpectrumResult,
     hessian_spectrum,
-)
-from tests.spectrum_fixtures import (
-    probe_for,
-    reference_eigenvalues,
-    split,
-    tiny_cnn_bn,
-    tiny_dropout,
-    tiny_mlp,
 )
 
 

@@ -9,6 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import (
+    probe_for,
+    reference_eigenvalues,
+    split,
+    tiny_cnn_bn,
+    tiny_dropout,
+    tiny_mlp,
+)
 
 from sgdtop.recorder.records import dense_record
 from sgdtop.schema import DenseSpectrum, decode_line, encode
@@ -20,14 +28,6 @@ from sgdtop.spectrum import (
     spectrum_histogram,
 )
 from sgdtop.spectrum.dense import default_rel_floor, summarize
-from tests.spectrum_fixtures import (
-    probe_for,
-    reference_eigenvalues,
-    split,
-    tiny_cnn_bn,
-    tiny_dropout,
-    tiny_mlp,
-)
 
 
 @pytest.mark.parametrize("make", [tiny_mlp, tiny_cnn_bn, tiny_dropout])

@@ -18,12 +18,12 @@ from contextlib import contextmanager
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import probe_for, split, tiny_mlp
+from tests.test_spectrum_lanczos import SIGNED, N, _operator, _rest
 
 from sgdtop.spectrum import NonFiniteError, ProbeHessian
 from sgdtop.spectrum import lanczos as lz
 from sgdtop.spectrum.guard import measuring
-from tests.spectrum_fixtures import probe_for, split, tiny_mlp
-from tests.test_spectrum_lanczos import SIGNED, N, _operator, _rest
 
 
 @contextmanager

@@ -9,12 +9,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import probe_for, tiny_cnn_bn
 from torch import nn
 
 from sgdtop.recorder.records import slice_record
 from sgdtop.schema import LossSlice, decode_line, encode
 from sgdtop.spectrum import SpectrumInputError, hessian_spectrum, loss_slices, slice_distances
-from tests.spectrum_fixtures import probe_for, tiny_cnn_bn
 
 
 def _quadratic(n_features: int = 12, n_examples: int = 40, seed: int = 0

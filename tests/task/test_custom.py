@@ -17,7 +17,7 @@ from sgdtop.custom import CustomTask, CustomTaskError, is_custom_spec, load_fact
 from sgdtop.schema import read_events
 from sgdtop.store import EVENTS_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 

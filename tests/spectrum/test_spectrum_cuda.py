@@ -8,12 +8,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.spectrum_fixtures import probe_for, split, tiny_cnn_bn
 
 from sgdtop.spectrum import ProbeHessian, hessian_spectrum
 from sgdtop.spectrum.guard import measuring
 from sgdtop.spectrum.hvp import MATMAT_MAX_BLOCK
 from sgdtop.spectrum.topk import BLOCK_CANDIDATES, choose_block_size
-from tests.spectrum_fixtures import probe_for, split, tiny_cnn_bn
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

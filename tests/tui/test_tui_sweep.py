@@ -5,7 +5,7 @@ snapshots at 80×24 (fixed clock, no disk), the CLI wiring, and ``sgdtop runs`` 
 sweeps.
 
 Update the snapshots after a deliberate change:
-``pytest tests/test_tui_sweep.py --snapshot-update``.
+``pytest tests/tui/test_tui_sweep.py --snapshot-update``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the pure table/label functions as plain functions, the app with Pilot, its looks
 snapshots at 80×24 and 160×48 over the two fixture runs (η=0.1 and η=0.01).
 
 Update the snapshots after a deliberate change:
-``pytest tests/test_tui_compare.py --snapshot-update``.
+``pytest tests/tui/test_tui_compare.py --snapshot-update``.
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def test_profiles_and_module_entry() -> None:
 
 
 def test_custom_factory_end_to_end(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "small_cnn.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "small_cnn.py"
     proc = sgdtop("run", f"{example}:factory", "--profile", "smoke", "--log", "--epochs", "1",
                   "--k", "5", "--set", "probe_cap=128", "--set", "first_epoch_every=0",
                   runs=tmp_path)
@@ -279,7 +279,7 @@ def test_the_working_directory_is_not_on_the_trainers_path(tmp_path: Path) -> No
     marker = tmp_path / "planted-module-ran"
     (cwd / "json.py").write_text(
         f"open({str(marker)!r}, 'w').close()\nraise SystemExit('planted json.py imported')\n")
-    example = Path(__file__).resolve().parent.parent / "examples" / "small_cnn.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "small_cnn.py"
     (cwd / "small_cnn.py").write_text(example.read_text())
     # the parent itself is started with -P: only the trainer it spawns is under test
     proc = subprocess.run(

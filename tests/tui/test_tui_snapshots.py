@@ -2,7 +2,7 @@
 pinned exactly in pyproject for these). Deterministic: recorded streams replayed
 ``instant`` (no wall clock on screen; elapsed is the events' own time).
 
-Update after a deliberate change: ``pytest tests/test_tui_snapshots.py --snapshot-update``.
+Update after a deliberate change: ``pytest tests/tui/test_tui_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations
