@@ -15,13 +15,11 @@ Methods (chosen by measurement, see ``benchmarks/bench_spectrum.py``):
   ``Hv = (∂g/∂θ)ᵀ v``, one backward pass through the gradient's graph (H is symmetric).
   The graphs of all micro-batches are kept between products while the memory autograd
   saves for them fits a budget (:func:`default_graph_cache_bytes`), so that after the
-  first product each HVP is that one backward pass: on ResNet20 (64 CIFAR-shaped
-  inputs, 2-core CPU) 2.3 gradients instead of 3.9; on the teacher-student MLP (1,000
-  examples) 1.35 instead of 1.9.
-- ``forward_over_reverse``: ``torch.func.jvp(torch.func.grad(L_b), θ, v)``. Slower on
-  the CPU (5.2 gradients on ResNet20; 3.2–5.9 over runs, always above double backward)
-  and it fails on some models (a ZeroTensor error with ``mse_loss`` on the MLP); kept for
-  comparison on GPUs.
+  first product each HVP is that one backward pass (the cost in gradients, kept and
+  recomputed, is in ``benchmarks/README.md``).
+- ``forward_over_reverse``: ``torch.func.jvp(torch.func.grad(L_b), θ, v)``. Slower than
+  double backward on the CPU in every measurement so far, and it fails on some models (a
+  ZeroTensor error with ``mse_loss`` on the MLP); kept for comparison on GPUs.
 
 Use the operator inside :func:`sgdtop.spectrum.guard.measuring` (eval mode, no side
 effects); :func:`sgdtop.spectrum.hessian_spectrum` does.
@@ -405,8 +403,7 @@ class ProbeHessian:
         the memory autograd saves for the whole probe's gradient graph, estimated from the
         first micro-batch as its bytes per example times the examples, fits the graph
         budget. The kept graphs of all micro-batches would take that memory anyway; one
-        pass saves the per-batch overhead (the teacher-student MLP's 1,000 examples in
-        8 micro-batches: an HVP cost 2.9 gradients instead of 1.4)."""
+        pass saves the per-batch overhead (measured: ``benchmarks/README.md``)."""
         if (not self.one_pass or self._micro_batches <= 1
                 or any(m.training for m in self.model.modules())):
             return None
