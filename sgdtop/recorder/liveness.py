@@ -112,26 +112,35 @@ def _read_pid(fd: int) -> int | None:
     return pid if pid > 0 else None
 
 
-def live_pid(run_dir: Path) -> int | None:
-    """The pid of the process holding ``run_dir``'s trainer lock, or None when no process
-    holds it (no file, a dead trainer, a finished one). Never raises."""
+def lock_holder(lock: Path, *, wait_s: float = 0.0) -> int | None:
+    """Whether a live process holds ``lock`` (an exclusive ``flock``, released by the kernel
+    when its holder dies): the pid written in it; 0 when it is held but no pid was written
+    within ``wait_s`` seconds; None when no process holds it (or there is no such file).
+    Takes no lock itself (a successful try is released at once). Never raises."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_FILE, _open_flags(write=False))
+        fd = os.open(lock, _open_flags(write=False))
     except OSError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            deadline = time.monotonic() + _PID_WAIT_S
+            deadline = time.monotonic() + wait_s
             pid = _read_pid(fd)
             while pid is None and time.monotonic() < deadline:
                 time.sleep(0.01)  # locked, pid not yet written
                 pid = _read_pid(fd)
-            return pid
+            return 0 if pid is None else pid
         except OSError:
             return None
         fcntl.flock(fd, fcntl.LOCK_UN)  # we got it: nobody holds it
         return None
     finally:
         os.close(fd)
+
+
+def live_pid(run_dir: Path) -> int | None:
+    """The pid of the process holding ``run_dir``'s trainer lock, or None when no process
+    holds it (no file, a dead trainer, a finished one) or it wrote no pid within
+    half a second. Never raises."""
+    return lock_holder(Path(run_dir) / LOCK_FILE, wait_s=_PID_WAIT_S) or None

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from sgdtop import profile as profile_mod
 from sgdtop.recorder.liveness import live_pid as _live_pid
+from sgdtop.recorder.liveness import lock_holder
 from sgdtop.schema import newer_schema_message
 from sgdtop.store import EVENTS_FILE, list_run_dirs, match_id, run_info, runs_root
 from sgdtop.sweep.grid import AXES, Cell, SweepError, _flag, plan_cells
@@ -54,22 +55,9 @@ _MAX_NAME: Final[int] = 200
 
 
 def lock_pid(lock: Path) -> int | None:
-    """Whether a live process holds ``lock`` (an exclusive ``flock``, released by the
-    kernel when its holder dies): the pid written in it (0 when not written yet), else
-    None. Takes no lock itself (a successful try is released at once)."""
-    try:
-        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else 0
-        return None
-    finally:
-        os.close(fd)
+    """Whether a live process holds ``lock``: its pid (0 when not written yet), else None
+    (:func:`sgdtop.recorder.liveness.lock_holder`)."""
+    return lock_holder(lock)
 
 
 def hold_lock(lock: Path) -> int:
