@@ -222,7 +222,34 @@ class EventTail:
             self._fh = None
 
 
-class FileFeed:
+class _StoppableFeed:
+    """What the file feeds share: the run directory, how the stream ended, and a stop
+    that ends the iteration at its next check (nothing to close: no process)."""
+
+    _run_dir: Path | None
+    _end: EndReason | None
+    _stop: threading.Event
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self._run_dir
+
+    @property
+    def end(self) -> EndReason | None:
+        return self._end
+
+    @property
+    def ended_reason(self) -> str | None:
+        return ended_reason(self._end)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class FileFeed(_StoppableFeed):
     """Follows a growing ``events.jsonl`` (``sgdtop watch``): every record already
     written, then new ones as they are appended; ends at ``run_end``, at a newer-schema
     line, on :meth:`stop`, or once no trainer is live (``live()`` False) and the file has
@@ -246,23 +273,6 @@ class FileFeed:
     def bad_lines(self) -> list[BadLine]:
         return self._tail.bad_lines
 
-    @property
-    def run_dir(self) -> Path | None:
-        return self._run_dir
-
-    @property
-    def end(self) -> EndReason | None:
-        return self._end
-
-    @property
-    def ended_reason(self) -> str | None:
-        return ended_reason(self._end)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self._stop.set()
 
     def __iter__(self) -> Iterator[Record]:
         idle_since = time.monotonic()
@@ -316,7 +326,7 @@ def iter_file(path: Path, bad_lines: list[BadLine]) -> Iterator[Record | BadLine
             yield from split.feed(chunk)
 
 
-class ReplayFeed:
+class ReplayFeed(_StoppableFeed):
     """A saved run's records played back: all at once (``speed`` None) or paced at
     ``speed`` × real time (:func:`replay_delay`). Ends with RUN_END at the last
     ``run_end`` record, NO_RUN_END, NEWER_SCHEMA at a newer-schema line, or STOPPED
@@ -347,23 +357,6 @@ class ReplayFeed:
     def source(self) -> str:
         return self._source
 
-    @property
-    def run_dir(self) -> Path | None:
-        return self._run_dir
-
-    @property
-    def end(self) -> EndReason | None:
-        return self._end
-
-    @property
-    def ended_reason(self) -> str | None:
-        return ended_reason(self._end)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self._stop.set()
 
     def _wait(self, seconds: float) -> None:
         if seconds <= 0:

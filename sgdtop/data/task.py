@@ -162,15 +162,6 @@ def probe_batches(probe: Dataset[Any], batch_size: int = 128) -> list[tuple[Tens
     return batches
 
 
-def _apply_teacher(x: Tensor, weights: list[Tensor]) -> Tensor:
-    """Apply the teacher: the weight matrices in order, ReLU between them, no biases."""
-    h = x
-    for i, w in enumerate(weights):
-        h = h @ w.T
-        if i < len(weights) - 1:
-            h = torch.relu(h)
-    return h
-
 
 def _generated_task(
     name: str, task: str, draw: Callable[..., TensorDataset], n_train: int,
