@@ -190,8 +190,12 @@ def save_summary(run_dir: Path, summary: RunSummary, events_bytes: int, lines: i
     doc = {"v": SUMMARY_VERSION, "events_bytes": events_bytes, "lines": lines,
            "summary": summary.to_json()}
     tmp = run_dir / f".{SUMMARY_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(dumps(doc) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / SUMMARY_FILE)
+    try:
+        tmp.write_text(dumps(doc) + "\n", encoding="utf-8")
+        os.replace(tmp, run_dir / SUMMARY_FILE)
+    except BaseException:  # a full disk, say: leave no partial temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _saved(run_dir: Path, size: int) -> tuple[RunSummary, int, int] | None:

@@ -229,6 +229,7 @@ def test_full_disk_stops_the_trainer_cleanly(tmp_path: Path) -> None:
         assert any(e.kind == "spectrum" for e in res.records)
         assert all(e.kind != "run_end" for e in res.records)
         assert live_pid(runs / "run") is None
+        assert not list((runs / "run").glob(".*.tmp"))  # no partial summary left behind
 
 
 # --- 12.4: a second signal after run_end -------------------------------------------------
