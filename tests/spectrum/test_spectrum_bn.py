@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import by_magnitude, probe_for, tiny_cnn_bn
+from spectrum_fixtures import by_magnitude, probe_for, tiny_cnn_bn
 from torch import nn
 
 from sgdtop.spectrum import dense_spectrum, hessian_spectrum

@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import probe_for, split, tiny_cnn_bn
+from spectrum_fixtures import probe_for, split, tiny_cnn_bn
 
 from sgdtop.spectrum import ProbeHessian, hessian_spectrum
 from sgdtop.spectrum.guard import measuring

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import probe_for, tiny_mlp
+from spectrum_fixtures import probe_for, tiny_mlp
 
 from sgdtop.spectrum import SpectrumInputError, dense_spectrum, spectral_density
 from sgdtop.spectrum.density import _rademacher, slq_quadratures, smooth_density

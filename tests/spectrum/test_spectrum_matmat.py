@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import (
+from spectrum_fixtures import (
     probe_for,
     reference_hessian,
     split,
@@ -85,7 +85,7 @@ def test_block_solver_on_a_model_matches_dense_eigenvalues() -> None:
     """hessian_spectrum with 4-vector block expansions (matmat) on the BN CNN: the dense
     top 10, fewer backward sweeps than vectors; the default (b = 2 on the CPU, products
     one by one) agrees."""
-    from tests.spectrum_fixtures import reference_eigenvalues
+    from spectrum_fixtures import reference_eigenvalues
 
     from sgdtop.spectrum import hessian_spectrum
 

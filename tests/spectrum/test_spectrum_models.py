@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import (
+from spectrum_fixtures import (
     probe_for,
     reference_eigenvalues,
     split,

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import probe_for, tiny_cnn_bn
+from spectrum_fixtures import probe_for, tiny_cnn_bn
 from torch import nn
 
 from sgdtop.recorder.records import slice_record

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.spectrum_fixtures import probe_for, split, tiny_mlp
-from tests.test_spectrum_lanczos import SIGNED, N, _operator, _rest
+from spectrum_fixtures import probe_for, split, tiny_mlp
+from test_spectrum_lanczos import SIGNED, N, _operator, _rest
 
 from sgdtop.spectrum import NonFiniteError, ProbeHessian
 from sgdtop.spectrum import lanczos as lz
