@@ -80,7 +80,7 @@ def resolve_run(ref: str, root: Path) -> Path:
         if not runs:
             raise RunNotFoundError(f"no runs in {root}")
         return max(runs, key=_start_key)
-    if not _ID_RE.match(ref) or ".." in ref:
+    if not _ID_RE.fullmatch(ref) or ".." in ref:  # fullmatch: "$" would let "id\n" in
         raise RunNotFoundError(f"{ref!r} is not a run id (letters, digits, '.', '_', '-')")
     matches = match_id(ref, runs)
     if len(matches) == 1:

@@ -65,6 +65,8 @@ def test_ids_cannot_escape_the_runs_dir(tmp_path: Path) -> None:
         resolve_run("..", tmp_path / "runs")
     with pytest.raises(RunNotFoundError):
         resolve_run("..outside", tmp_path / "runs")
+    with pytest.raises(RunNotFoundError, match="is not a run id"):
+        resolve_run("20260101-000000-x\n", tmp_path / "runs")  # "$" matched before "\n"
 
 
 def test_list_and_info(tmp_path: Path) -> None:
