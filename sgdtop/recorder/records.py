@@ -36,7 +36,9 @@ def spectrum_record(header: Header, res: SpectrumResult, *, lr: float, momentum:
         converged=tuple(bool(c) for c in res.converged), spectral_norm=res.spectral_norm,
         cond_k=res.cond_k, lr=lr, momentum=momentum, eta_lambda1=lr * res.eigenvalues[0],
         stability_limit=stability_limit(lr, momentum), hvps=res.hvps, seconds=res.seconds,
-        warm=res.warm, k=res.k, which=res.which, tol=res.tol, batch_norm=batch_norm)
+        warm=res.warm, k=res.k, which=res.which, tol=res.tol, batch_norm=batch_norm,
+        guard_band=res.guard_band, separated=res.separated, block_size=res.block_size,
+        block_passes=res.block_passes)
 
 
 def dense_record(header: Header, d: DenseResult) -> Record:

@@ -265,7 +265,9 @@ class Spectrum(RecordBase):
     ``cond_k`` κ_k = |λ₁|/|λ_k|; ``eta_lambda1`` η·λ₁; ``stability_limit`` 2(1+β)/η;
     cost in ``hvps`` (vector products) and ``seconds``; ``warm``: started from the
     previous Ritz vectors. Optional: ``k``, ``which``, ``tol``, ``batch_norm``
-    ("running" | "batch")."""
+    ("running" | "batch"); the solver's ``guard_band`` (pairs converged beyond k),
+    ``separated`` (whether the band separated the top k), ``block_size`` (vectors per
+    expansion) and ``block_passes`` (backward sweeps over the probe's graphs)."""
 
     kind: ClassVar[str] = "spectrum"
     eigenvalues: tuple[float, ...]
@@ -284,6 +286,10 @@ class Spectrum(RecordBase):
     which: str | None = None
     tol: float | None = None
     batch_norm: str | None = None
+    guard_band: int | None = None
+    separated: bool | None = None
+    block_size: int | None = None
+    block_passes: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

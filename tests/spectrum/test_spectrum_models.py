@@ -131,6 +131,8 @@ def test_the_spectrum_record_of_a_result() -> None:
     assert rec.eta_lambda1 == pytest.approx(0.1 * s.eigenvalues[0])
     assert rec.stability_limit == pytest.approx(2 * 1.9 / 0.1)
     assert rec.k == 3 and rec.hvps == s.hvps
+    assert rec.guard_band == s.guard_band and rec.separated == s.separated
+    assert rec.block_size == s.block_size and rec.block_passes == s.block_passes
     assert decode_line(encode(rec)) == rec
 
 
