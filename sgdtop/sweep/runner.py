@@ -37,7 +37,7 @@ from sgdtop.sweep.sweepfile import (
     lock_pid,
     write_lock_pid,
 )
-from sgdtop.sweep.tail import EventTail
+from sgdtop.sweep.tail import CellTail
 from sgdtop.sweep.updates import CellUpdate, SweepResult, UpdateCallback, UpdateKind
 
 #: Seconds a stopped cell gets to write run_end before it is asked again (which kills
@@ -84,7 +84,7 @@ class _Active:
     proc: subprocess.Popen[bytes] | None
     log: IO[bytes] | None
     started: float
-    tail: EventTail | None = None
+    tail: CellTail | None = None
     step: int | None = None
     epoch: int | None = None
     epochs: int | None = None
@@ -190,7 +190,7 @@ class _Runner:
         """Attach the cell to its run directory once its trainer created it."""
         run_dir = self.sweep.run_dir(act.cell)
         if act.tail is None and run_dir is not None and run_dir.is_dir():
-            act.tail = EventTail(run_dir / EVENTS_FILE)
+            act.tail = CellTail(run_dir / EVENTS_FILE)
 
     def read_events(self, act: _Active, *, report: bool) -> None:
         if act.tail is None:
@@ -216,6 +216,8 @@ class _Runner:
         """The cell's process has exited: read its last events, report its status."""
         self.find_run(act)
         self.read_events(act, report=False)
+        if act.tail is not None:
+            act.tail.close()
         if act.log is not None:
             act.log.close()
         if act.cell.run_id is not None:  # its holder has exited: the lock is free

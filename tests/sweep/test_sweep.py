@@ -663,14 +663,14 @@ def test_cells_do_not_import_modules_from_the_working_directory(tmp_path: Path) 
 def test_a_cells_newer_schema_line_is_reported_not_dropped(tmp_path: Path) -> None:
     """The cell tail decodes with the schema's decoder: a line of a newer schema is one
     clear message naming the file and line (it used to be dropped silently)."""
-    from sgdtop.sweep.tail import EventTail
+    from sgdtop.sweep.tail import CellTail
 
     path = tmp_path / "events.jsonl"
     good = make_event("eval", 1.0, step=5, epoch=0, train_loss=0.5, train_acc=0.9,
                       test_loss=0.25, test_acc=0.75)
     path.write_text(encode(good) + '{"v": 99, "kind": "eval", "t": 2.0}\n' + encode(good),
                     encoding="utf-8")
-    tail = EventTail(path)
+    tail = CellTail(path)
     seen = tail.read()
     assert (seen.step, seen.test_loss, seen.test_acc, seen.measured) == (5, 0.25, 0.75, True)
     assert tail.newer is not None and "\n" not in tail.newer
@@ -680,6 +680,7 @@ def test_a_cells_newer_schema_line_is_reported_not_dropped(tmp_path: Path) -> No
     SweepLogPrinter(out)(CellUpdate(kind="progress", index=0, n_cells=1, cell=cell,
                                     status="running", message=tail.newer))
     assert tail.newer in out.getvalue()
+    tail.close()
 
 
 def test_a_cell_run_by_a_newer_sgdtop_is_one_line(tmp_path: Path) -> None:
