@@ -12,7 +12,7 @@ subprocess and saved as an ordinary run directory. On disk::
         runs/<run id>/    one normal run directory per attempt of a cell
         logs/<cell>.log   the cell's `sgdtop run --log` output, every attempt appended
         locks/<run id>.lock  held by the attempt's `sgdtop run` process while it lives
-        sweep.pid         the pid of the sweep process while it runs
+        sweep.lock        held (flock, with its pid) by the sweep process while it runs
 
 so ``sgdtop runs --runs-dir <sweep dir>/runs`` lists the cells' runs. The sweep id is
 ``<profile>-<8 hex>``, a hash of the profile, the base overrides and the axes: the same
@@ -85,7 +85,7 @@ from sgdtop.sweep.sweepfile import (
     PENDING,
     RUNS_SUBDIR,
     SWEEP_FILE,
-    SWEEP_PID_FILE,
+    SWEEP_LOCK_FILE,
     SWEEPS_SUBDIR,
     Sweep,
     cell_run_dirs,
@@ -103,7 +103,7 @@ from sgdtop.sweep.updates import CellUpdate, SweepResult, UpdateCallback, Update
 __all__ = [
     "AXES", "AXIS_FLAGS", "AXIS_SYMBOLS", "FINISHED", "KILL_GRACE_S", "LOGS_SUBDIR",
     "PENDING", "POLL_S", "QUANTITIES", "RUNS_SUBDIR", "STOP_GRACE_S", "SWEEPS_SUBDIR",
-    "SWEEP_FILE", "SWEEP_PID_FILE", "X_AXES", "Cell", "CellSummary", "CellUpdate",
+    "SWEEP_FILE", "SWEEP_LOCK_FILE", "X_AXES", "Cell", "CellSummary", "CellUpdate",
     "LinearFit", "Sweep", "SweepError", "SweepFit", "SweepLogPrinter", "SweepResult",
     "SweepSummary", "UpdateCallback", "UpdateKind", "cell_command", "cell_cpu_threads",
     "cell_rows", "cell_run_dirs", "check_name", "create_sweep", "fit_line", "fit_rows",

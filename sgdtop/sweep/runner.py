@@ -26,12 +26,12 @@ from types import FrameType
 from typing import IO, Final
 
 from sgdtop import profile as profile_mod
-from sgdtop.store import EVENTS_FILE, new_run_id, process_alive, run_info
+from sgdtop.store import EVENTS_FILE, new_run_id, run_info
 from sgdtop.sweep.devices import cell_cpu_threads, gpu_for_slot, visible_gpus
 from sgdtop.sweep.grid import AXIS_FLAGS, Cell, SweepError
 from sgdtop.sweep.sweepfile import (
     FINISHED,
-    SWEEP_PID_FILE,
+    SWEEP_LOCK_FILE,
     Sweep,
     hold_lock,
     lock_pid,
@@ -337,17 +337,19 @@ def stop_on_signals(stop: threading.Event, escalate: Callable[[], None]) -> Iter
             signal.signal(s, h)
 
 
-def _claim(sweep: Sweep) -> Path:
-    """Write ``sweep.pid``; SweepError when another live process runs this sweep."""
-    pid_file = sweep.path / SWEEP_PID_FILE
+def _claim(sweep: Sweep) -> int:
+    """Take the sweep's lock (``sweep.lock``: an exclusive ``flock`` this process holds
+    while it runs the sweep, the same mechanism as a trainer's) and write this pid into
+    it; returns its fd (close it to release). SweepError when another live process holds
+    it."""
+    lock = sweep.path / SWEEP_LOCK_FILE
     try:
-        other = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        other = None
-    if other is not None and other != os.getpid() and process_alive(other):
-        raise SweepError(f"sweep {sweep.sweep_id} is already running (pid {other})")
-    pid_file.write_text(f"{os.getpid()}\n")
-    return pid_file
+        fd = hold_lock(lock)
+    except SweepError:
+        raise SweepError(f"sweep {sweep.sweep_id} is already running "
+                         f"(pid {lock_pid(lock) or '?'})") from None
+    write_lock_pid(fd, os.getpid())
+    return fd
 
 
 def run_sweep(
@@ -384,7 +386,7 @@ def run_sweep(
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise SweepError(f"--jobs must be a positive integer, got {jobs!r}")
     stop = stop or threading.Event()
-    pid_file = _claim(sweep)
+    lock_fd = _claim(sweep)
     runner = _Runner(sweep, jobs, on_update, stop,
                      visible_gpus() if gpus is None else list(gpus), python, poll_s, escalate)
     try:
@@ -410,7 +412,6 @@ def run_sweep(
             interrupted = runner.run(todo, live)
         sweep.save()
     finally:
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
+        os.close(lock_fd)
     return SweepResult(statuses=[sweep.cell_status(c) for c in sweep.cells],
                        ran=runner.ran, interrupted=interrupted)

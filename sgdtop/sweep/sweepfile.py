@@ -7,7 +7,7 @@ On disk (see ``docs/design.md``, sweeps)::
         runs/<run id>/    one normal run directory per attempt of a cell
         logs/<cell>.log   the cell's `sgdtop run --log` output, every attempt appended
         locks/<run id>.lock  held by a cell's `sgdtop run` process while it lives
-        sweep.pid         the pid of the sweep process while it runs
+        sweep.lock        held (flock, with its pid) by the sweep process while it runs
 
 Names read from ``sweep.json`` (the sweep id, cell names, run ids) are checked exactly
 as those given on the command line (:func:`check_name`): a tampered file cannot make a
@@ -37,7 +37,9 @@ from sgdtop.sweep.grid import AXES, Cell, SweepError, _flag, plan_cells
 
 SWEEPS_SUBDIR: Final[str] = "sweeps"
 SWEEP_FILE: Final[str] = "sweep.json"
-SWEEP_PID_FILE: Final[str] = "sweep.pid"
+#: Held with an exclusive flock by the process running the sweep (the kernel releases it
+#: when that process dies: a stale file or a recycled pid never blocks a resume).
+SWEEP_LOCK_FILE: Final[str] = "sweep.lock"
 RUNS_SUBDIR: Final[str] = "runs"
 LOGS_SUBDIR: Final[str] = "logs"
 SWEEP_FORMAT: Final[int] = 1

@@ -698,3 +698,25 @@ def test_a_cell_run_by_a_newer_sgdtop_is_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(_sweep_cli(tmp_path), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("sgdtop: error: ")
+
+
+def test_the_sweep_lock_is_held_for_life_not_read_from_a_pid(tmp_path: Path) -> None:
+    """A resume is refused only while a live process holds ``sweep.lock``: a file a dead
+    sweep left behind, even naming a live pid (1), does not block it (issue 12.1's fault,
+    for the sweep process itself)."""
+    from sgdtop.sweep import SWEEP_LOCK_FILE
+    from sgdtop.sweep.runner import _claim
+    from sgdtop.sweep.sweepfile import hold_lock
+
+    sw = create_sweep("smoke", {"lr": [0.05]}, set_items=FAST, runs_dir=tmp_path)
+    lock = sw.path / SWEEP_LOCK_FILE
+    lock.write_text("1\n")
+    fd = _claim(sw)
+    assert lock.read_text().strip() == str(os.getpid())
+    os.close(fd)
+    held = hold_lock(lock)
+    try:
+        with pytest.raises(SweepError, match="already running"):
+            _claim(sw)
+    finally:
+        os.close(held)

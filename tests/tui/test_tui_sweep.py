@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from sgdtop.store import trainer_pid
 from sgdtop.sweep import (
     FINISHED,
     PENDING,
+    SWEEP_LOCK_FILE,
     Cell,
     CellSummary,
     CellUpdate,
@@ -45,6 +47,7 @@ from sgdtop.sweep import (
     load_sweep,
     summarize_sweep,
 )
+from sgdtop.sweep.sweepfile import hold_lock, lock_pid
 from sgdtop.tui.draw.sweep import header_text, note_text, row_cells, state_text
 from sgdtop.tui.state.sweep import STOPPING, SweepBoard
 from sgdtop.tui.sweep import SweepApp
@@ -316,6 +319,7 @@ def test_live_sweep_runs_every_cell_and_shows_the_summary(tmp_path: Path) -> Non
     assert result is not None and result.exit_code == 0 and result.ran == 2
     assert [c.status for c in summarize_sweep(sweep.path).cells] == ["completed"] * 2
     assert not (sweep.path / "sweep.pid").exists()
+    assert lock_pid(sweep.path / SWEEP_LOCK_FILE) is None  # released
 
 
 def test_q_mid_sweep_interrupts_and_the_sweep_resumes(tmp_path: Path) -> None:
@@ -344,6 +348,7 @@ def test_q_mid_sweep_interrupts_and_the_sweep_resumes(tmp_path: Path) -> None:
     saved = load_sweep(sweep.path)
     assert trainer_pid(sweep.runs_dir / str(saved.cells[0].run_id)) is None
     assert not (sweep.path / "sweep.pid").exists()
+    assert lock_pid(sweep.path / SWEEP_LOCK_FILE) is None  # released
     # The same command reopens the same sweep, and neither cell counts as finished.
     again = create_sweep("smoke", axes, set_items=LONG, runs_dir=tmp_path)
     assert again.path == sweep.path
@@ -353,7 +358,7 @@ def test_q_mid_sweep_interrupts_and_the_sweep_resumes(tmp_path: Path) -> None:
 
 def test_an_error_of_the_sweep_quits_the_app_and_is_kept(tmp_path: Path) -> None:
     sweep = create_sweep("smoke", {"lr": [0.01, 0.05]}, set_items=FAST, runs_dir=tmp_path)
-    (sweep.path / "sweep.pid").write_text("1\n")  # pid 1 is alive: "already running"
+    held = hold_lock(sweep.path / SWEEP_LOCK_FILE)  # another sweep process holds it
     app = SweepApp(sweep, jobs=1, gpus=[])
 
     async def body(app: SweepApp, pilot: Pilot[SweepResult | None]) -> None:
@@ -363,6 +368,7 @@ def test_an_error_of_the_sweep_quits_the_app_and_is_kept(tmp_path: Path) -> None
     drive_sweep(app, body)
     assert app.return_value is None
     assert app.error is not None and "already running" in str(app.error)
+    os.close(held)
 
 
 # ----------------------------------------------------------------------------- snapshots
