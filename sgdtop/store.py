@@ -39,7 +39,7 @@ __all__ = [
     "EVENTS_FILE", "LOCK_FILE", "PID_FILE", "PROFILE_FILE", "RUNS_ENV", "EventWriter",
     "RunFollower", "RunInfo", "RunNotFoundError", "check_writable", "create_run_dir",
     "list_run_dirs", "live_pid", "match_id", "new_run_id", "process_alive", "read_run",
-    "resolve_run", "run_info", "runs_root", "trainer_pid",
+    "resolve_run", "run_info", "runs_root",
 ]
 
 PID_FILE: Final[str] = "trainer.pid"  #: written by trainers from before trainer.lock
@@ -136,9 +136,6 @@ def process_alive(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS): it exists
 
-
-#: Old name of :func:`live_pid`.
-trainer_pid = live_pid
 
 
 @dataclass(frozen=True, slots=True)

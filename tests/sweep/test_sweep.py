@@ -21,7 +21,7 @@ from schema_samples import make_record as make_event
 from typer.testing import CliRunner
 
 from sgdtop.schema import encode, read_events
-from sgdtop.store import list_run_dirs, run_info, trainer_pid
+from sgdtop.store import list_run_dirs, live_pid, run_info
 from sgdtop.sweep import (
     FINISHED,
     PENDING,
@@ -328,7 +328,7 @@ def test_stop_interrupts_running_cells_cleanly(tmp_path: Path) -> None:
     assert result.statuses == ["interrupted"]
     run_dir = sw.runs_dir / str(load_sweep(sw.path).cells[0].run_id)
     assert run_info(run_dir).status == "interrupted"
-    assert trainer_pid(run_dir) is None  # no trainer left behind
+    assert live_pid(run_dir) is None  # no trainer left behind
 
 
 # ----------------------------------------------------------------------------- Fig. 3 fit

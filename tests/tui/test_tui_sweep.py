@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 
 from sgdtop import cli
 from sgdtop.schema import encode
-from sgdtop.store import trainer_pid
+from sgdtop.store import live_pid
 from sgdtop.sweep import (
     FINISHED,
     PENDING,
@@ -346,7 +346,7 @@ def test_q_mid_sweep_interrupts_and_the_sweep_resumes(tmp_path: Path) -> None:
     assert result is not None and result.interrupted and result.exit_code == 130
     assert result.statuses == ["interrupted", PENDING] and result.ran == 1
     saved = load_sweep(sweep.path)
-    assert trainer_pid(sweep.runs_dir / str(saved.cells[0].run_id)) is None
+    assert live_pid(sweep.runs_dir / str(saved.cells[0].run_id)) is None
     assert not (sweep.path / "sweep.pid").exists()
     assert lock_pid(sweep.path / SWEEP_LOCK_FILE) is None  # released
     # The same command reopens the same sweep, and neither cell counts as finished.
