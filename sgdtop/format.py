@@ -34,6 +34,17 @@ def is_number(x: object) -> TypeGuard[int | float]:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
+def number_or_none(x: object) -> float | None:
+    """A number read from a file or a mapping (int or float, not bool) as a float; None
+    for anything else, and for an int too large for a float."""
+    if not is_number(x):
+        return None
+    try:
+        return float(x)
+    except OverflowError:
+        return None
+
+
 def finite(x: object) -> bool:
     """Whether ``x`` is a finite number (not a bool, not None)."""
     return is_number(x) and math.isfinite(x)

@@ -35,7 +35,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from sgdtop.format import is_number
+from sgdtop.format import number_or_none
 from sgdtop.schema import (
     RECORD_TYPES,
     DenseSpectrum,
@@ -174,7 +174,8 @@ def run_end(events: Sequence[Record]) -> RunEnd | None:
 def _as_float(x: object) -> float:
     """``x`` as a float; NaN for None, bools and other non-numbers (a field looked up
     by name may be any of them)."""
-    return float(x) if is_number(x) else math.nan
+    value = number_or_none(x)
+    return math.nan if value is None else value
 
 
 def top_mean_abs(eigenvalues: Sequence[float], count: int = TOP_MEAN_COUNT) -> float:

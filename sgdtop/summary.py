@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from sgdtop.format import number_or_none
 from sgdtop.schema import BadLine, Eval, Record, RunEnd, RunStart, Spectrum, decode_line
 from sgdtop.schema.rundir import EVENTS_FILE, SUMMARY_FILE
 from sgdtop.schema.wire import WireError, dumps, parse_json
@@ -33,14 +34,7 @@ SUMMARY_EIGENVALUES: Final[int] = 10
 SUMMARY_BAD_LINES: Final[int] = 5
 
 
-def _num(x: object) -> float | None:
-    """A JSON number (not bool) as a float, else None."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    try:
-        return float(x)
-    except OverflowError:
-        return None
+_num = number_or_none  #: a JSON number (not bool) as a float, else None
 
 
 def _int(x: object) -> int | None:

@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from sgdtop.compare import format_value
+from sgdtop.format import number_or_none
 from sgdtop.schema import RunStart
 from sgdtop.stats import RunEvents, Weighting, summarize
 from sgdtop.store import read_run, run_info
@@ -149,9 +150,9 @@ def _cell_summary(sweep: Sweep, cell: Cell, weighting: Weighting) -> CellSummary
     size, seed0 = settings.get("batch_size"), settings.get("seed")
     empty = CellSummary(
         index=cell.index, name=cell.name, settings=settings, run_id=cell.run_id,
-        status=PENDING, lr=_number_or_none(settings.get("lr")),
+        status=PENDING, lr=number_or_none(settings.get("lr")),
         batch_size=None if size is None else int(size),
-        momentum=_number_or_none(settings.get("momentum")),
+        momentum=number_or_none(settings.get("momentum")),
         seed=None if seed0 is None else int(seed0),
         steps=0, n_spectra=0, mean_spectral_norm=None, mean_top10_mean=None,
         final_spectral_norm=None, final_test_acc=None, final_test_loss=None)
@@ -237,6 +238,3 @@ def summarize_sweep(
                         fits=_fits(fitted, sweep.varying))
 
 
-
-def _number_or_none(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None

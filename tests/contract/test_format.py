@@ -47,3 +47,11 @@ def test_run_labels_by_what_differs() -> None:
     assert fmt.run_labels(settings, names, set()) == ["a", "b", "c"]
     assert fmt.run_labels(settings, names, {"model", "lr"}, given=[None, "mine", None]) == [
         "η=0.1 mlp", "mine", "η=0.01 mlp"]
+
+
+def test_number_or_none() -> None:
+    assert fmt.number_or_none(3) == 3.0 and isinstance(fmt.number_or_none(3), float)
+    assert fmt.number_or_none(0.5) == 0.5
+    assert fmt.number_or_none(True) is None and fmt.number_or_none("1") is None
+    assert fmt.number_or_none(None) is None
+    assert fmt.number_or_none(10**400) is None  # too large for a float
